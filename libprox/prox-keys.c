@@ -1,0 +1,2 @@
+/* prox-keys.c - placeholder until the module lands. */
+#include "prox-types.h"

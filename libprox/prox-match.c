@@ -1,0 +1,2 @@
+/* prox-match.c - placeholder until the module lands. */
+#include "prox-types.h"

@@ -1,0 +1,2 @@
+/* prox-risk.c - placeholder until the module lands. */
+#include "prox-types.h"

@@ -1,0 +1,2 @@
+/* prox-store.c - placeholder until the module lands. */
+#include "prox-types.h"

@@ -1,0 +1,79 @@
+/* prox-tool.c - offline proxd tool: derive IDs, inspect and sign key lists, benchmarks. */
+#define G_LOG_DOMAIN "prox-tool"
+
+#include "prox-tool.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *summary;
+} ProxToolCommand;
+
+static const ProxToolCommand commands[] = {
+    {"derive", prox_tool_derive_main, "print the RPI and AEM of a TEK for a range of intervals"},
+    {"export", prox_tool_export_main,
+     "key-list files: verify, dump, sign, keygen (see 'prox-tool export --help')"},
+    {"bench", prox_tool_bench_main, "benchmarks (see 'prox-tool bench --help')"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "Usage: prox-tool COMMAND [OPTION...]\n\n"
+                 "Offline tool for proxd: GAEN key derivation, key-list (export.zip) inspection,\n"
+                 "signing and verification, and benchmarks. It never touches the network or\n"
+                 "the proxd store.\n\nCommands:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'prox-tool COMMAND --help' for the options of a command.\n"
+                 "Exit status: 0 success, 1 the operation failed, 2 bad arguments.\n");
+}
+
+int prox_tool_usage_error(const char *command, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    g_autofree char *message = g_strdup_vprintf(format, args);
+    va_end(args);
+    fprintf(stderr, "prox-tool %s: %s (try 'prox-tool %s --help')\n", command, message,
+            command);
+    return PROX_TOOL_EXIT_USAGE;
+}
+
+gboolean prox_tool_parse_options(GOptionContext *context, const char *command, int *argc,
+                                 char ***argv)
+{
+    g_autoptr(GError) error = NULL;
+    if (!g_option_context_parse(context, argc, argv, &error)) {
+        prox_tool_usage_error(command, "%s", error->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    if (argc < 2) {
+        print_usage(stderr);
+        return PROX_TOOL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return PROX_TOOL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("prox-tool %s\n", PROXD_VERSION);
+        return PROX_TOOL_EXIT_OK;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].main(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "prox-tool: unknown command '%s' (try 'prox-tool --help')\n", argv[1]);
+    return PROX_TOOL_EXIT_USAGE;
+}

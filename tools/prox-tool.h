@@ -1,0 +1,23 @@
+/* prox-tool.h - subcommands of the offline prox-tool, one file each. */
+#pragma once
+
+#include <glib.h>
+
+/* Exit codes shared by every subcommand. */
+#define PROX_TOOL_EXIT_OK 0
+#define PROX_TOOL_EXIT_FAILURE 1 /* the operation ran and failed (e.g. bad signature) */
+#define PROX_TOOL_EXIT_USAGE 2   /* bad arguments: one-line error on stderr */
+
+/* Each takes argv starting at its own name (argv[0] = "derive", ...). */
+int prox_tool_derive_main(int argc, char **argv);
+int prox_tool_export_main(int argc, char **argv);
+int prox_tool_bench_main(int argc, char **argv);
+
+/* Prints "prox-tool: <message>" and a hint to use --help on stderr; returns
+ * PROX_TOOL_EXIT_USAGE so callers can `return prox_tool_usage_error(...)`. */
+int prox_tool_usage_error(const char *command, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+/* Parses argv with a GOptionContext whose help describes the subcommand;
+ * on a parse error prints a one-line message and returns FALSE. */
+gboolean prox_tool_parse_options(GOptionContext *context, const char *command, int *argc,
+                                 char ***argv);
