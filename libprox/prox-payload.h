@@ -17,7 +17,8 @@ void prox_service_data_encode(const ProxRpi *rpi, const ProxAem *aem,
                               uint8_t out[PROX_SERVICE_DATA_LEN]);
 
 /* Parses service data received under `uuid` (as BlueZ reports it: 128-bit string form,
- * any case). Fails with PROX_ERROR_MALFORMED and a reason for a wrong UUID or length.
+ * any case; the 16-bit shorthand "fd6f", any case, is accepted too). Fails with
+ * PROX_ERROR_MALFORMED and a reason for a wrong UUID or length.
  * Never reads past data[len - 1]. */
 gboolean prox_service_data_parse(const char *uuid, const uint8_t *data, size_t len,
                                  ProxRpi *rpi, ProxAem *aem, GError **error);
