@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -754,7 +755,7 @@ gboolean prox_store_load_scan_instances(ProxStore *store, gint64 since, gint64 u
 /* ---- sighting batches ---- */
 
 typedef struct {
-    gint64 scan_id; /* key: scan_id + rpi, compared as the first bytes of the struct */
+    gint64 scan_id; /* (scan_id, rpi) is the key */
     ProxRpi rpi;
     ProxAem aem;
     gint64 first_seen;
@@ -771,12 +772,25 @@ struct _ProxSightingBatch {
     gint64 latest_now;
 };
 
+/* Keyed SipHash: RPIs are whatever a nearby radio chooses to send, so a fixed hash would
+ * let someone flood a beacon with colliding RPIs and make every batch quadratic. */
 static guint batch_entry_hash(gconstpointer p)
 {
+    static gsize key_ready;
+    static unsigned char key[crypto_shorthash_KEYBYTES];
+    if (g_once_init_enter(&key_ready)) {
+        prox_random_system(key, sizeof key, NULL);
+        g_once_init_leave(&key_ready, 1);
+    }
     const BatchEntry *entry = p;
-    guint32 h; /* RPIs are AES output: any four bytes are uniform */
-    memcpy(&h, entry->rpi.bytes, sizeof h);
-    return h ^ (guint)entry->scan_id ^ (guint)((guint64)entry->scan_id >> 32);
+    unsigned char in[PROX_RPI_LEN + sizeof(gint64)];
+    memcpy(in, entry->rpi.bytes, PROX_RPI_LEN);
+    memcpy(in + PROX_RPI_LEN, &entry->scan_id, sizeof(gint64));
+    unsigned char out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, in, sizeof in, key);
+    guint h;
+    memcpy(&h, out, sizeof h);
+    return h;
 }
 
 static gboolean batch_entry_equal(gconstpointer a, gconstpointer b)
