@@ -137,9 +137,8 @@ static void padded_data(uint32_t enin, uint8_t block[PROX_RPI_LEN])
 }
 
 /* Encrypts whole blocks with one context; in and out may be the same buffer. */
-static void aes_crypt(const EVP_CIPHER *cipher, const uint8_t key[PROX_KEY_LEN],
-                      const uint8_t *iv, const uint8_t *in, size_t len, uint8_t *out,
-                      const char *what)
+static void aes_crypt(const EVP_CIPHER *cipher, const uint8_t key[PROX_KEY_LEN], const uint8_t *iv,
+                      const uint8_t *in, size_t len, uint8_t *out, const char *what)
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int out_len = 0;
@@ -155,8 +154,7 @@ void prox_rpi_compute(const uint8_t rpik[PROX_KEY_LEN], uint32_t enin, ProxRpi *
 {
     uint8_t block[PROX_RPI_LEN];
     padded_data(enin, block);
-    aes_crypt(algorithms()->aes_ecb, rpik, NULL, block, sizeof(block), rpi->bytes,
-              "AES-128-ECB");
+    aes_crypt(algorithms()->aes_ecb, rpik, NULL, block, sizeof(block), rpi->bytes, "AES-128-ECB");
 }
 
 void prox_rpi_compute_range(const uint8_t rpik[PROX_KEY_LEN], uint32_t start, uint32_t count,

@@ -36,8 +36,8 @@ static void split_service_data(const uint8_t *data, ProxRpi *rpi, ProxAem *aem)
         memcpy(aem->bytes, data + PROX_RPI_LEN, PROX_AEM_LEN);
 }
 
-gboolean prox_service_data_parse(const char *uuid, const uint8_t *data, size_t len,
-                                 ProxRpi *rpi, ProxAem *aem, GError **error)
+gboolean prox_service_data_parse(const char *uuid, const uint8_t *data, size_t len, ProxRpi *rpi,
+                                 ProxAem *aem, GError **error)
 {
     g_return_val_if_fail(data != NULL || len == 0, FALSE);
     if (uuid == NULL || (g_ascii_strcasecmp(uuid, PROX_SERVICE_UUID) != 0 &&
@@ -45,8 +45,8 @@ gboolean prox_service_data_parse(const char *uuid, const uint8_t *data, size_t l
         /* The UUID comes from the radio: escape it before it reaches a log. */
         g_autofree char *shown = uuid != NULL ? g_strescape(uuid, NULL) : g_strdup("(none)");
         g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
-                    "service data UUID \"%s\" is not the exposure notification service %s",
-                    shown, PROX_SERVICE_UUID);
+                    "service data UUID \"%s\" is not the exposure notification service %s", shown,
+                    PROX_SERVICE_UUID);
         return FALSE;
     }
     if (len != PROX_SERVICE_DATA_LEN) {
@@ -118,8 +118,8 @@ gboolean prox_advertisement_parse(const uint8_t *data, size_t len, ProxRpi *rpi,
                 }
                 if (ad_len - 3 != PROX_SERVICE_DATA_LEN) {
                     g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
-                                "FD6F service data at offset %zu is %zu bytes, expected %d",
-                                pos, ad_len - 3, PROX_SERVICE_DATA_LEN);
+                                "FD6F service data at offset %zu is %zu bytes, expected %d", pos,
+                                ad_len - 3, PROX_SERVICE_DATA_LEN);
                     return FALSE;
                 }
                 found = ad + 3;

@@ -20,8 +20,8 @@ void prox_service_data_encode(const ProxRpi *rpi, const ProxAem *aem,
  * any case; the 16-bit shorthand "fd6f", any case, is accepted too). Fails with
  * PROX_ERROR_MALFORMED and a reason for a wrong UUID or length.
  * Never reads past data[len - 1]. */
-gboolean prox_service_data_parse(const char *uuid, const uint8_t *data, size_t len,
-                                 ProxRpi *rpi, ProxAem *aem, GError **error);
+gboolean prox_service_data_parse(const char *uuid, const uint8_t *data, size_t len, ProxRpi *rpi,
+                                 ProxAem *aem, GError **error);
 
 /* Full 31-byte legacy advertising payload:
  * 02 01 1a | 03 03 6f fd | 17 16 6f fd <RPI 16><AEM 4>. */

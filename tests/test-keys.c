@@ -467,7 +467,6 @@ static void test_rotation_stuck_source(void)
     }
     /* The warning is the expected outcome here, not a failure. */
     g_log_set_always_fatal(G_LOG_FATAL_MASK);
-    g_log_set_fatal_mask("prox-keys", G_LOG_FATAL_MASK);
     const uint32_t bucket = (uint32_t)((((uint64_t)1) << 32) / 601);
     const uint32_t stuck = 300 * bucket + 1;
     size_t draws;
@@ -739,8 +738,8 @@ static void assert_usage_error(const char *first, ...)
     g_autofree char *err = NULL;
     g_autoptr(GError) error = NULL;
     int wait_status = 0;
-    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                               &out, &err, &wait_status, &error));
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                               &err, &wait_status, &error));
     g_assert_no_error(error);
     g_autofree char *joined = g_strjoinv(" ", (char **)argv->pdata + 1);
     g_test_message("derive args: %s -> %s", joined, err);

@@ -128,8 +128,7 @@ int prox_tool_derive_main(int argc, char **argv)
     const GOptionEntry entries[] = {
         {"tek", 't', 0, G_OPTION_ARG_STRING, &tek_hex, "Temporary Exposure Key (32 hex digits)",
          "HEX"},
-        {"start", 's', 0, G_OPTION_ARG_STRING, &start_text, "First interval number (ENIN)",
-         "ENIN"},
+        {"start", 's', 0, G_OPTION_ARG_STRING, &start_text, "First interval number (ENIN)", "ENIN"},
         {"count", 'n', 0, G_OPTION_ARG_STRING, &count_text,
          "Number of intervals, 1..144 (default 144)", "N"},
         {"metadata", 'm', 0, G_OPTION_ARG_STRING, &metadata_hex,
