@@ -1186,6 +1186,8 @@ static void test_key_files(void)
     g_assert_cmpstr(prox_export_signer_key_id(signer), ==, "authority");
     g_autoptr(ProxExportSigner) signer2 = prox_export_signer_load_file(sec, NULL, NULL, &error);
     g_assert_no_error(error);
+    g_assert_cmpstr(prox_export_signer_key_version(signer2), ==, "v1");
+    g_assert_cmpint(prox_export_signer_key_type(signer2), ==, prox_export_signer_key_type(signer));
 
     /* The public file pins its own id and version. */
     g_autoptr(ProxExportKeyring) keyring = prox_export_keyring_new();
@@ -1204,6 +1206,7 @@ static void test_key_files(void)
     g_clear_error(&error);
     g_autoptr(ProxExportSigner) still = prox_export_signer_load_ed25519(sec, &error);
     g_assert_no_error(error);
+    g_assert_cmpstr(prox_export_signer_key_version(still), ==, "v1");
     g_autofree char *pub2 = g_build_filename(dir, "new.pub", NULL);
     g_assert_false(prox_export_ed25519_keygen("authority", "v2", sec, pub2, &error));
     g_assert_false(g_file_test(pub2, G_FILE_TEST_EXISTS));
@@ -1234,8 +1237,9 @@ static void test_key_files(void)
         "proxd-ed25519-public a v1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
         "proxd-ed25519-public a v1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA*=\n",
         "proxd-ed25519-public a v1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= extra\n",
-        "proxd-ed25519-public a v1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
-        "proxd-ed25519-public b v1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+        /* two key lines in one file */
+        ("proxd-ed25519-public a v1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+         "proxd-ed25519-public b v1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"),
     };
     for (guint i = 0; i < G_N_ELEMENTS(bad_texts); i++) {
         write_text(bad, bad_texts[i], 0644);
