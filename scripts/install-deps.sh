@@ -10,7 +10,7 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler libzip-dev zip unzip
   libjson-glib-dev libcurl4-openssl-dev libsoup-3.0-dev
   dbus dbus-bin
-  qemu-system-x86 bluez bluez-test-tools busybox-static kmod cpio python3-gi gir1.2-glib-2.0
+  qemu-system-x86 bluez bluez-test-tools busybox-static kmod cpio python3-gi
 )
 
 missing=()

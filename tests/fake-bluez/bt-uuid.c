@@ -2,7 +2,6 @@
 
 #include "bt-uuid.h"
 
-#include <stdio.h>
 #include <string.h>
 
 /* The Bluetooth base UUID after the first 8 hex digits. */
@@ -24,7 +23,14 @@ guint fb_uuid_normalise(const char *text, char *out)
         text += 2;
     len = strlen(text);
     if ((len == 4 || len == 8) && all_xdigits(text, len)) {
-        snprintf(out, FB_UUID_STRLEN, "%s%s%s", len == 4 ? "0000" : "", text, base_tail);
+        char *p = out;
+
+        if (len == 4) {
+            memcpy(p, "0000", 4);
+            p += 4;
+        }
+        memcpy(p, text, len);
+        memcpy(p + len, base_tail, sizeof base_tail);
     } else if (len == 36) {
         for (gsize i = 0; i < 36; i++) {
             gboolean dash = i == 8 || i == 13 || i == 18 || i == 23;

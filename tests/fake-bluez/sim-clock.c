@@ -68,12 +68,11 @@ char *prox_sim_clock_format(const ProxSimClock *clock)
     char speed[G_ASCII_DTOSTR_BUF_SIZE];
 
     g_ascii_dtostr(speed, sizeof speed, clock->speed);
-    return g_strdup_printf("%" G_GINT64_FORMAT ".%06" G_GINT64_FORMAT ":%" G_GINT64_FORMAT
-                           ".%06" G_GINT64_FORMAT ":%s",
-                           clock->real_start_us / G_USEC_PER_SEC,
-                           clock->real_start_us % G_USEC_PER_SEC,
-                           clock->sim_start_us / G_USEC_PER_SEC,
-                           clock->sim_start_us % G_USEC_PER_SEC, speed);
+    return g_strdup_printf(
+        "%" G_GINT64_FORMAT ".%06" G_GINT64_FORMAT ":%" G_GINT64_FORMAT ".%06" G_GINT64_FORMAT
+        ":%s",
+        clock->real_start_us / G_USEC_PER_SEC, clock->real_start_us % G_USEC_PER_SEC,
+        clock->sim_start_us / G_USEC_PER_SEC, clock->sim_start_us % G_USEC_PER_SEC, speed);
 }
 
 gint64 prox_sim_clock_at_us(const ProxSimClock *clock, gint64 real_us)

@@ -193,6 +193,38 @@ def run(res, loop, bus, bluez, adapters, mode):
                       btsnoop.service_data16(r["data"], GAEN_UUID16) is not None]
     res.fact("B_heard_it_from_public_address", [r["addr"] for r in public_reports])
 
+    # Registering on a controller that is itself discovering. Legacy controllers refuse
+    # a new random address while scanning (LE Set Random Address -> Command Disallowed), so
+    # the registration fails there; extended advertising sets have their own address.
+    _, err = loop.call(bus, "org.bluez", a_path, ADAPTER, "SetDiscoveryFilter",
+                       GLib.Variant("(a{sv})", (flt,)), None)
+    res.check("SetDiscoveryFilter on A", err is None, err or "")
+    _, err = loop.call(bus, "org.bluez", a_path, ADAPTER, "StartDiscovery", None, None)
+    res.check("StartDiscovery on A", err is None, err or "")
+    adv = Advertisement(bus, "/proxdvm/adv2", payload(4))
+    _, err = loop.call(bus, "org.bluez", a_path, ADV_MANAGER, "RegisterAdvertisement",
+                       GLib.Variant("(oa{sv})", (adv.path, {})), None)
+    res.fact("register_while_discovering", "ok" if err is None else str(err))
+    log("RegisterAdvertisement while A discovers:", "ok" if err is None else err)
+    if err is not None:  # register with discovery stopped, then discover again
+        loop.call(bus, "org.bluez", a_path, ADAPTER, "StopDiscovery", None, None)
+        _, err = loop.call(bus, "org.bluez", a_path, ADV_MANAGER, "RegisterAdvertisement",
+                           GLib.Variant("(oa{sv})", (adv.path, {})), None)
+        res.check("RegisterAdvertisement with discovery stopped", err is None, err or "")
+        _, err = loop.call(bus, "org.bluez", a_path, ADAPTER, "StartDiscovery", None, None)
+        res.check("StartDiscovery on A again", err is None, err or "")
+    loop.wait(lambda: with_payload(payload(4)), 10, poll=0.1)
+    # ... and an in-place update while it discovers: does it reach the air, and from where?
+    adv.update(payload(5))
+    ok = loop.wait(lambda: [s for s in with_payload(payload(5))
+                            if s["addr"] not in addrs(payload(4))], 5, poll=0.1)
+    res.fact("inplace_update_while_discovering", dict(
+        new_address=bool(ok), before=addrs(payload(4)), after=addrs(payload(5))))
+    log("in-place update while A discovers:", addrs(payload(4)), "->", addrs(payload(5)))
+    loop.call(bus, "org.bluez", a_path, ADV_MANAGER, "UnregisterAdvertisement",
+              GLib.Variant("(o)", (adv.path,)), None)
+    adv.remove()
+    loop.call(bus, "org.bluez", a_path, ADAPTER, "StopDiscovery", None, None)
     loop.call(bus, "org.bluez", b_path, ADAPTER, "StopDiscovery", None, None)
     res.fact("segments_A", [dict(s, data=s["data"].hex()) for s in cap.segments
                             if s["index"] == a_idx])

@@ -117,7 +117,7 @@ class Controller:
         self.public_addr = public_addr
         self.name = name
         self.sets = {}
-        self.pending_enable = {}  # opcode -> params awaiting Command Complete
+        self.pending = {}  # opcode -> parameters of a command awaiting Command Complete
         self.scanning = False
 
     def adv_set(self, handle):
@@ -194,37 +194,52 @@ class Capture:
             self.discovery_starts.append(dict(t=t, index=index, service=True, uuids=uuids))
 
     # ---- commands --------------------------------------------------------------------------
+    # A command takes effect when the controller completes it successfully: a controller may
+    # refuse one (a legacy controller refuses a new random address while it scans).
+    TRACKED = (LE_SET_RANDOM_ADDRESS, LE_SET_ADV_PARAMS, LE_SET_ADV_DATA, LE_SET_ADV_ENABLE,
+               LE_SET_SCAN_ENABLE, LE_SET_ADV_SET_RANDOM_ADDRESS, LE_SET_EXT_ADV_PARAMS,
+               LE_SET_EXT_ADV_DATA, LE_SET_EXT_ADV_ENABLE, LE_REMOVE_ADV_SET,
+               LE_CLEAR_ADV_SETS, LE_SET_EXT_SCAN_ENABLE)
+
     def _command(self, t, c, op, p):
         if 0x2000 <= op < 0x2100:
             self.commands.append((t, c.index, op, bytes(p)))
+        if op in self.TRACKED:
+            c.pending[op] = bytes(p)
+
+    def _completed(self, t, c, op, p):
         if op == LE_SET_RANDOM_ADDRESS and len(p) >= 6:
-            self._set_field(t, c, LEGACY, "random_addr", bytes(p[0:6]))
+            self._update(t, c, LEGACY, random_addr=bytes(p[0:6]))
         elif op == LE_SET_ADV_PARAMS and len(p) >= 15:
             adv_type, own = p[4], p[5]
-            s = c.adv_set(LEGACY)
-            s.own_addr_type = OWN_ADDR_TYPES.get(own, "unknown")
-            s.connectable = adv_type in (0x00, 0x01, 0x04)
-            s.scannable = adv_type in (0x00, 0x02)
+            self._update(t, c, LEGACY, own_addr_type=OWN_ADDR_TYPES.get(own, "unknown"),
+                         connectable=adv_type in (0x00, 0x01, 0x04),
+                         scannable=adv_type in (0x00, 0x02))
         elif op == LE_SET_ADV_DATA and len(p) >= 1:
-            self._set_field(t, c, LEGACY, "data", bytes(p[1:1 + p[0]]))
+            self._update(t, c, LEGACY, data=bytes(p[1:1 + p[0]]))
         elif op == LE_SET_ADV_SET_RANDOM_ADDRESS and len(p) >= 7:
-            self._set_field(t, c, p[0], "random_addr", bytes(p[1:7]))
+            self._update(t, c, p[0], random_addr=bytes(p[1:7]))
         elif op == LE_SET_EXT_ADV_PARAMS and len(p) >= 25:
-            s = c.adv_set(p[0])
             props = struct.unpack_from("<H", p, 1)[0]
-            s.connectable = bool(props & 0x01)
-            s.scannable = bool(props & 0x02)
-            s.own_addr_type = OWN_ADDR_TYPES.get(p[10], "unknown")
+            self._update(t, c, p[0], own_addr_type=OWN_ADDR_TYPES.get(p[10], "unknown"),
+                         connectable=bool(props & 0x01), scannable=bool(props & 0x02))
         elif op == LE_SET_EXT_ADV_DATA and len(p) >= 4:
-            handle, operation, _frag, dlen = p[0], p[1], p[2], p[3]
+            handle, operation, dlen = p[0], p[1], p[3]
             frag = bytes(p[4:4 + dlen])
-            s = c.adv_set(handle)
             # 3 = complete, 1 = first fragment, 0 = intermediate, 2 = last
-            data = frag if operation in (1, 3) else s.data + frag
-            self._set_field(t, c, handle, "data", data)
-        elif op in (LE_SET_ADV_ENABLE, LE_SET_EXT_ADV_ENABLE, LE_SET_SCAN_ENABLE,
-                    LE_SET_EXT_SCAN_ENABLE):
-            c.pending_enable[op] = bytes(p)
+            data = frag if operation in (1, 3) else c.adv_set(handle).data + frag
+            self._update(t, c, handle, data=data)
+        elif op == LE_SET_ADV_ENABLE and len(p) >= 1:
+            self._enable(t, c, LEGACY, bool(p[0]))
+        elif op == LE_SET_EXT_ADV_ENABLE and len(p) >= 2:
+            enable, nsets = p[0], p[1]
+            handles = [p[2 + 4 * i] for i in range(nsets) if 2 + 4 * i < len(p)]
+            if not enable and nsets == 0:
+                handles = list(c.sets)  # disable all
+            for h in handles:
+                self._enable(t, c, h, bool(enable))
+        elif op in (LE_SET_SCAN_ENABLE, LE_SET_EXT_SCAN_ENABLE) and len(p) >= 1:
+            c.scanning = bool(p[0])
         elif op == LE_REMOVE_ADV_SET and len(p) >= 1:
             self._enable(t, c, p[0], False)
             c.sets.pop(p[0], None)
@@ -238,20 +253,9 @@ class Capture:
             op, status = struct.unpack_from("<H", p, 1)[0], p[3]
             if op == READ_BD_ADDR and status == 0 and len(p) >= 10:
                 c.public_addr = bytes(p[4:10])
-            params = c.pending_enable.pop(op, None)
-            if params is None or status != 0:
-                return
-            if op == LE_SET_ADV_ENABLE:
-                self._enable(t, c, LEGACY, bool(params[0]))
-            elif op == LE_SET_EXT_ADV_ENABLE:
-                enable, nsets = params[0], params[1]
-                handles = [params[2 + 4 * i] for i in range(nsets)]
-                if not enable and nsets == 0:
-                    handles = list(c.sets)  # disable all
-                for h in handles:
-                    self._enable(t, c, h, bool(enable))
-            elif op in (LE_SET_SCAN_ENABLE, LE_SET_EXT_SCAN_ENABLE):
-                c.scanning = bool(params[0])
+            params = c.pending.pop(op, None)
+            if params is not None and status == 0:
+                self._completed(t, c, op, params)
         elif code == EVT_LE_META and len(p) >= 2:
             if p[0] == LE_ADV_REPORT:
                 self._legacy_reports(t, c, p[1:])
@@ -320,11 +324,13 @@ class Capture:
             s.enabled = False
             self._close(t, s)
 
-    def _set_field(self, t, c, handle, field, value):
+    def _update(self, t, c, handle, **fields):
         s = c.adv_set(handle)
-        if getattr(s, field) == value:
+        changed = {k: v for k, v in fields.items() if getattr(s, k) != v}
+        if not changed:
             return
-        setattr(s, field, value)
+        for k, v in changed.items():
+            setattr(s, k, v)
         if s.enabled:  # changed while on the air: a new segment starts now
             self._close(t, s)
             self._open(t, c, handle, s)

@@ -88,12 +88,13 @@ for p in "$here" "$image" "$proxd"; do
     exit 1
   fi
 done
+# VM_BUDGET: guest uptime by which the checker must be done (the rest is for logs).
 cat >"$out/vm.env" <<EOF
 VM_MODE=$mode
 VM_KROOT=$image/kroot
 VM_SRCDIR=$here
 VM_PROXD=$proxd
-VM_BUDGET=$((timeout_s - 30))
+VM_BUDGET=$((timeout_s * 85 / 100))
 EOF
 
 qemu_pid=""
@@ -159,5 +160,16 @@ show "$out/console.log" 80
 show "$out/bluetoothd.log" 120
 for f in "$out"/proxd-*.log; do [ -e "$f" ] && show "$f" 120; done
 show "$out/btvirt.log" 40
+for core in "$out"/core.*; do
+  [ -e "$core" ] || continue
+  exe=$(basename "$core")
+  exe=${exe#core.}
+  exe=${exe%.*}
+  exe=${exe//!//}
+  echo "===== $(basename "$core"): $exe crashed"
+  if command -v gdb >/dev/null 2>&1; then
+    timeout 60 gdb -q -batch -ex 'thread apply all bt' "$exe" "$core" 2>&1 | tail -n 60 || true
+  fi
+done
 show "$out/btmon.txt" 200
 exit 1

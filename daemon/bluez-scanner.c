@@ -1,0 +1,681 @@
+/* bluez-scanner.c - discovery duty cycle and Device1 reports -> sighting batches. */
+#define G_LOG_DOMAIN "proxd-scanner"
+
+#include "bluez-scanner.h"
+
+#include "prox-keys.h"
+#include "prox-payload.h"
+
+#define DEVICE_IFACE "org.bluez.Device1"
+#define RETRY_MIN_SECONDS 1
+#define RETRY_MAX_SECONDS 60
+#define STOP_TIMEOUT_MS 1000
+/* Commit early when a batch holds this many (RPI, scan) pairs (a crowded bus stop). */
+#define BATCH_COMMIT_SIZE 4096
+/* If the store keeps failing, stop growing the batch here (new RPIs are dropped). */
+#define BATCH_MAX_SIZE 200000
+
+typedef enum {
+    SESSION_NONE,
+    SESSION_STARTING, /* SetDiscoveryFilter / StartDiscovery in flight */
+    SESSION_ACTIVE,
+} SessionState;
+
+struct _BluezScanner {
+    GObject parent_instance;
+
+    BluezAdapterWatch *watch;
+    ProxdClock *clock;
+    ProxdConfig *config;
+    ProxStore *store;
+    gboolean started;
+    gboolean stopping;
+
+    GDBusObjectManager *object_manager; /* whose Device1 signals we follow */
+
+    /* The last usable adapter the watch reported (identity only). */
+    BluezAdapter1 *usable_adapter;
+
+    /* The discovery session. */
+    SessionState session;
+    BluezAdapter1 *session_adapter;
+    char *device_prefix; /* "<adapter path>/" */
+    guint session_serial;
+    guint retry_id;
+    guint retry_seconds;
+
+    /* Duty cycle. */
+    ProxdRole role;
+    gboolean window_open;
+    guint window_timer_id;
+    gint64 next_window_us;
+
+    /* The open scan instance. */
+    gboolean scan_open;
+    gint64 scan_id;
+    guint instance_timer_id;
+    guint commit_timer_id;
+    ProxSightingBatch *batch;
+    gboolean batch_full_logged;
+
+    gboolean scanning;
+    BluezScannerStats stats;
+};
+
+G_DEFINE_TYPE(BluezScanner, bluez_scanner, G_TYPE_OBJECT)
+
+enum {
+    PROP_0,
+    PROP_SCANNING,
+    N_PROPS,
+};
+static GParamSpec *props[N_PROPS];
+
+enum {
+    SIGNAL_COMMITTED,
+    N_SIGNALS,
+};
+static guint signals[N_SIGNALS];
+
+static void update(BluezScanner *self);
+static void open_window(BluezScanner *self);
+
+static void set_scanning(BluezScanner *self, gboolean scanning)
+{
+    if (self->scanning == scanning)
+        return;
+    self->scanning = scanning;
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_SCANNING]);
+}
+
+/* ---- store ---- */
+
+static gboolean commit(BluezScanner *self)
+{
+    g_autoptr(GError) error = NULL;
+    if (prox_sighting_batch_size(self->batch) == 0)
+        return TRUE;
+    if (!prox_store_commit_sightings(self->store, self->batch, &error)) {
+        self->stats.commit_errors++;
+        g_warning("cannot store sightings (kept for the next attempt): %s", error->message);
+        return FALSE;
+    }
+    self->stats.commits++;
+    self->batch_full_logged = FALSE;
+    g_signal_emit(self, signals[SIGNAL_COMMITTED], 0);
+    return TRUE;
+}
+
+static void on_commit_timer(gpointer user_data);
+
+static void schedule_commit(BluezScanner *self)
+{
+    const ProxdSettings *settings = proxd_config_get(self->config);
+    g_clear_handle_id(&self->commit_timer_id, g_source_remove);
+    self->commit_timer_id = proxd_clock_call_after(
+        self->clock, (gint64)settings->commit_seconds * G_USEC_PER_SEC, on_commit_timer, self);
+}
+
+static void on_commit_timer(gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    self->commit_timer_id = 0;
+    commit(self);
+    if (self->scan_open)
+        schedule_commit(self);
+}
+
+static void on_instance_timer(gpointer user_data);
+
+static void begin_scan_instance(BluezScanner *self)
+{
+    const ProxdSettings *settings = proxd_config_get(self->config);
+    g_autoptr(GError) error = NULL;
+    gint64 now = proxd_clock_now(self->clock);
+
+    if (!prox_store_scan_begin(self->store, now, &self->scan_id, &error)) {
+        g_warning("cannot start a scan instance, reports are not recorded: %s", error->message);
+        return;
+    }
+    self->scan_open = TRUE;
+    self->stats.scan_instances++;
+    g_debug("scan instance %" G_GINT64_FORMAT " started", self->scan_id);
+    schedule_commit(self);
+    if (self->role == PROXD_ROLE_BEACON) {
+        self->instance_timer_id = proxd_clock_call_after(
+            self->clock, (gint64)settings->beacon_instance_seconds * G_USEC_PER_SEC,
+            on_instance_timer, self);
+    }
+}
+
+static void end_scan_instance(BluezScanner *self)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_clear_handle_id(&self->instance_timer_id, g_source_remove);
+    g_clear_handle_id(&self->commit_timer_id, g_source_remove);
+    if (!self->scan_open)
+        return;
+    self->scan_open = FALSE;
+    commit(self);
+    if (!prox_store_scan_end(self->store, self->scan_id, proxd_clock_now(self->clock), &error))
+        g_warning("cannot close scan instance %" G_GINT64_FORMAT ": %s", self->scan_id,
+                  error->message);
+    else
+        g_signal_emit(self, signals[SIGNAL_COMMITTED], 0);
+    g_debug("scan instance %" G_GINT64_FORMAT " ended", self->scan_id);
+}
+
+/* Beacon: one continuous discovery session, cut into scan instances. */
+static void on_instance_timer(gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    self->instance_timer_id = 0;
+    end_scan_instance(self);
+    if (self->session == SESSION_ACTIVE)
+        begin_scan_instance(self);
+}
+
+/* ---- radio reports ---- */
+
+/* One Device1 report: the service data and RSSI of `proxy`, `changed` holding what this
+ * signal carried (NULL for a new object: everything is in the cache). */
+static void handle_report(BluezScanner *self, GDBusProxy *proxy, GVariant *changed)
+{
+    const ProxdSettings *settings = proxd_config_get(self->config);
+    g_autoptr(GVariant) service_data = NULL;
+    g_autoptr(GVariant) rssi_v = NULL;
+
+    if (!self->scan_open) {
+        self->stats.outside_scan++;
+        return;
+    }
+    if (self->device_prefix == NULL ||
+        !g_str_has_prefix(g_dbus_proxy_get_object_path(proxy), self->device_prefix))
+        return; /* another adapter's device */
+
+    if (changed != NULL) {
+        service_data = g_variant_lookup_value(changed, "ServiceData", G_VARIANT_TYPE("a{sv}"));
+        rssi_v = g_variant_lookup_value(changed, "RSSI", G_VARIANT_TYPE_INT16);
+    }
+    if (service_data == NULL)
+        service_data = g_dbus_proxy_get_cached_property(proxy, "ServiceData");
+    if (rssi_v == NULL)
+        rssi_v = g_dbus_proxy_get_cached_property(proxy, "RSSI");
+    if (service_data == NULL || !g_variant_is_of_type(service_data, G_VARIANT_TYPE("a{sv}")))
+        return;
+
+    g_autoptr(GVariant) entry = NULL;
+    GVariantIter iter;
+    const char *uuid;
+    GVariant *value;
+    g_variant_iter_init(&iter, service_data);
+    while (g_variant_iter_next(&iter, "{&sv}", &uuid, &value)) {
+        if (g_ascii_strcasecmp(uuid, PROX_SERVICE_UUID) == 0) {
+            entry = value;
+            break;
+        }
+        g_variant_unref(value);
+    }
+    if (entry == NULL)
+        return; /* matched the filter by its UUID list only, or another client's filter */
+
+    const uint8_t *bytes = NULL;
+    gsize len = 0;
+    if (g_variant_is_of_type(entry, G_VARIANT_TYPE_BYTESTRING))
+        bytes = g_variant_get_fixed_array(entry, &len, sizeof(uint8_t));
+    ProxRpi rpi;
+    ProxAem aem;
+    g_autoptr(GError) error = NULL;
+    if (bytes == NULL ||
+        !prox_service_data_parse(PROX_SERVICE_UUID, bytes, len, &rpi, &aem, &error)) {
+        self->stats.malformed++;
+        g_debug("%s: unusable FD6F service data: %s", g_dbus_proxy_get_object_path(proxy),
+                error != NULL ? error->message : "not a byte array");
+        return;
+    }
+
+    int rssi = PROX_RSSI_UNKNOWN;
+    if (rssi_v != NULL && g_variant_is_of_type(rssi_v, G_VARIANT_TYPE_INT16))
+        rssi = g_variant_get_int16(rssi_v);
+    if (rssi != PROX_RSSI_UNKNOWN)
+        rssi = CLAMP(rssi + settings->rssi_correction, -127, PROX_RSSI_UNKNOWN - 1);
+
+    guint before = prox_sighting_batch_size(self->batch);
+    if (before >= BATCH_MAX_SIZE) {
+        if (!self->batch_full_logged)
+            g_warning("sighting batch full (%u pending, store failing): dropping reports", before);
+        self->batch_full_logged = TRUE;
+        return;
+    }
+    prox_sighting_batch_add(self->batch, self->scan_id, &rpi, &aem, rssi,
+                            proxd_clock_now(self->clock));
+    self->stats.reports++;
+    if (prox_sighting_batch_size(self->batch) >= BATCH_COMMIT_SIZE && before < BATCH_COMMIT_SIZE)
+        commit(self);
+}
+
+static GDBusProxy *device_proxy(GDBusObject *object)
+{
+    GDBusInterface *iface = g_dbus_object_get_interface(object, DEVICE_IFACE);
+    return iface != NULL ? G_DBUS_PROXY(iface) : NULL;
+}
+
+static void on_object_added(GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
+{
+    g_autoptr(GDBusProxy) proxy = device_proxy(object);
+    if (proxy != NULL)
+        handle_report(user_data, proxy, NULL);
+}
+
+static void on_interface_added(GDBusObjectManager *manager, GDBusObject *object,
+                               GDBusInterface *interface, gpointer user_data)
+{
+    if (g_str_equal(g_dbus_interface_get_info(interface)->name, DEVICE_IFACE))
+        handle_report(user_data, G_DBUS_PROXY(interface), NULL);
+}
+
+static void on_properties_changed(GDBusObjectManagerClient *manager, GDBusObjectProxy *object,
+                                  GDBusProxy *proxy, GVariant *changed,
+                                  const char *const *invalidated, gpointer user_data)
+{
+    if (!g_str_equal(g_dbus_proxy_get_interface_name(proxy), DEVICE_IFACE))
+        return;
+    g_autoptr(GVariant) rssi = g_variant_lookup_value(changed, "RSSI", NULL);
+    g_autoptr(GVariant) service_data = g_variant_lookup_value(changed, "ServiceData", NULL);
+    if (rssi == NULL && service_data == NULL)
+        return;
+    handle_report(user_data, proxy, changed);
+}
+
+static void follow_object_manager(BluezScanner *self)
+{
+    GDBusObjectManager *manager = bluez_adapter_watch_get_object_manager(self->watch);
+    if (manager == self->object_manager)
+        return;
+    if (self->object_manager != NULL) {
+        g_signal_handlers_disconnect_by_data(self->object_manager, self);
+        g_clear_object(&self->object_manager);
+    }
+    if (manager == NULL)
+        return;
+    self->object_manager = g_object_ref(manager);
+    g_signal_connect(manager, "object-added", G_CALLBACK(on_object_added), self);
+    g_signal_connect(manager, "interface-added", G_CALLBACK(on_interface_added), self);
+    g_signal_connect(manager, "interface-proxy-properties-changed",
+                     G_CALLBACK(on_properties_changed), self);
+}
+
+/* ---- discovery session ---- */
+
+typedef struct {
+    BluezScanner *self; /* strong ref */
+    guint serial;
+} CallData;
+
+static CallData *call_data_new(BluezScanner *self)
+{
+    CallData *data = g_new0(CallData, 1);
+    data->self = g_object_ref(self);
+    data->serial = self->session_serial;
+    return data;
+}
+
+static void call_data_free(CallData *data)
+{
+    g_object_unref(data->self);
+    g_free(data);
+}
+
+static gboolean on_retry(gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    self->retry_id = 0;
+    update(self);
+    return G_SOURCE_REMOVE;
+}
+
+static void session_failed(BluezScanner *self, const char *what, GError *error)
+{
+    g_autofree char *remote = g_dbus_error_get_remote_error(error);
+    g_dbus_error_strip_remote_error(error);
+    g_warning("%s on %s failed: %s%s%s (retrying in %u s)", what,
+              bluez_adapter_watch_get_name(self->watch), error->message,
+              remote != NULL ? " / " : "", remote != NULL ? remote : "", self->retry_seconds);
+    self->session = SESSION_NONE;
+    g_clear_object(&self->session_adapter);
+    g_clear_handle_id(&self->retry_id, g_source_remove);
+    self->retry_id = g_timeout_add_seconds(self->retry_seconds, on_retry, self);
+    self->retry_seconds = MIN(self->retry_seconds * 2, RETRY_MAX_SECONDS);
+    update(self);
+}
+
+static void on_start_discovery_reply(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CallData *data = user_data;
+    BluezScanner *self = data->self;
+    g_autoptr(GError) error = NULL;
+    gboolean ok =
+        bluez_adapter1_call_start_discovery_finish(BLUEZ_ADAPTER1(source), result, &error);
+
+    if (data->serial != self->session_serial || self->session != SESSION_STARTING) {
+        call_data_free(data);
+        return;
+    }
+    if (!ok) {
+        g_autofree char *remote = g_dbus_error_get_remote_error(error);
+        /* Our session is already running (e.g. bluetoothd kept it across a filter change). */
+        ok = g_strcmp0(remote, "org.bluez.Error.InProgress") == 0;
+    }
+    if (!ok) {
+        session_failed(self, "StartDiscovery", error);
+        call_data_free(data);
+        return;
+    }
+    self->session = SESSION_ACTIVE;
+    self->retry_seconds = RETRY_MIN_SECONDS;
+    g_info("scanning on %s", bluez_adapter_watch_get_name(self->watch));
+    begin_scan_instance(self);
+    call_data_free(data);
+    update(self);
+}
+
+static void on_set_filter_reply(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CallData *data = user_data;
+    BluezScanner *self = data->self;
+    g_autoptr(GError) error = NULL;
+    gboolean ok =
+        bluez_adapter1_call_set_discovery_filter_finish(BLUEZ_ADAPTER1(source), result, &error);
+
+    if (data->serial != self->session_serial || self->session != SESSION_STARTING) {
+        call_data_free(data);
+        return;
+    }
+    if (!ok) {
+        session_failed(self, "SetDiscoveryFilter", error);
+        call_data_free(data);
+        return;
+    }
+    bluez_adapter1_call_start_discovery(self->session_adapter, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                        on_start_discovery_reply, data);
+}
+
+static GVariant *discovery_filter(void)
+{
+    const char *const uuids[] = {PROX_SERVICE_UUID, NULL};
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+    /* LE only; GAEN devices only; every report, not only changed data. Without a filter
+     * bluetoothd ignores advertisers without discoverable flags, i.e. all of them. */
+    g_variant_builder_add(&b, "{sv}", "Transport", g_variant_new_string("le"));
+    g_variant_builder_add(&b, "{sv}", "UUIDs", g_variant_new_strv(uuids, -1));
+    g_variant_builder_add(&b, "{sv}", "DuplicateData", g_variant_new_boolean(TRUE));
+    return g_variant_builder_end(&b);
+}
+
+static void start_session(BluezScanner *self, BluezAdapter1 *adapter)
+{
+    self->session = SESSION_STARTING;
+    self->session_serial++;
+    g_set_object(&self->session_adapter, adapter);
+    g_free(self->device_prefix);
+    self->device_prefix =
+        g_strconcat(g_dbus_proxy_get_object_path(G_DBUS_PROXY(adapter)), "/", NULL);
+    bluez_adapter1_call_set_discovery_filter(adapter, discovery_filter(), G_DBUS_CALL_FLAGS_NONE,
+                                             -1, NULL, on_set_filter_reply, call_data_new(self));
+}
+
+static void on_stop_discovery_reply(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(GError) error = NULL;
+    if (!bluez_adapter1_call_stop_discovery_finish(BLUEZ_ADAPTER1(source), result, &error)) {
+        g_dbus_error_strip_remote_error(error);
+        g_debug("StopDiscovery: %s", error->message);
+    }
+}
+
+static void stop_session(BluezScanner *self)
+{
+    end_scan_instance(self);
+    if (self->session == SESSION_ACTIVE && self->session_adapter != NULL)
+        bluez_adapter1_call_stop_discovery(self->session_adapter, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                           on_stop_discovery_reply, NULL);
+    self->session = SESSION_NONE;
+    self->session_serial++;
+    g_clear_object(&self->session_adapter);
+    g_debug("scan ended");
+}
+
+/* The session a lost adapter took with it: nothing to stop on the BlueZ side. */
+static void drop_session(BluezScanner *self)
+{
+    end_scan_instance(self);
+    self->session = SESSION_NONE;
+    self->session_serial++;
+    g_clear_object(&self->session_adapter);
+}
+
+static void update(BluezScanner *self)
+{
+    BluezAdapter1 *usable = NULL;
+    if (bluez_adapter_watch_get_state(self->watch) == BLUEZ_ADAPTER_STATE_USABLE)
+        usable = bluez_adapter_watch_get_adapter(self->watch);
+
+    if (self->session != SESSION_NONE && self->session_adapter != usable)
+        drop_session(self);
+
+    gboolean want = self->started && !self->stopping && usable != NULL && self->window_open;
+    if (want && self->session == SESSION_NONE && self->retry_id == 0)
+        start_session(self, usable);
+    else if (!want && self->session == SESSION_ACTIVE)
+        stop_session(self);
+    /* !want while STARTING: the reply sees ACTIVE && !want and stops. */
+
+    set_scanning(self, self->session == SESSION_ACTIVE);
+}
+
+/* ---- duty cycle ---- */
+
+static guint32 random_between(guint32 lo, guint32 hi)
+{
+    guint32 r;
+    prox_random_system(&r, sizeof r, NULL);
+    return hi > lo ? lo + r % (hi - lo + 1) : lo;
+}
+
+static void on_window_start(gpointer user_data);
+
+static void on_window_end(gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    self->window_timer_id = 0;
+    self->window_open = FALSE;
+    self->window_timer_id =
+        proxd_clock_call_at(self->clock, self->next_window_us, on_window_start, self);
+    update(self);
+}
+
+static void on_window_start(gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    self->window_timer_id = 0;
+    open_window(self);
+}
+
+/* Person: a scan window of ScanSeconds starts now; the next one starts 3-5 minutes
+ * (IntervalMin..MaxSeconds) after this one started. Beacon: the window never closes. */
+static void open_window(BluezScanner *self)
+{
+    const ProxdSettings *settings = proxd_config_get(self->config);
+    gint64 now = proxd_clock_now_us(self->clock);
+
+    g_clear_handle_id(&self->window_timer_id, g_source_remove);
+    self->window_open = TRUE;
+    if (self->role == PROXD_ROLE_PERSON) {
+        guint32 interval = random_between(settings->scan_interval_min, settings->scan_interval_max);
+        self->next_window_us = now + (gint64)interval * G_USEC_PER_SEC;
+        self->window_timer_id =
+            proxd_clock_call_at(self->clock, now + (gint64)settings->scan_seconds * G_USEC_PER_SEC,
+                                on_window_end, self);
+    }
+    update(self);
+}
+
+static void on_watch_changed(BluezAdapterWatch *watch, gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    BluezAdapter1 *usable = NULL;
+    if (bluez_adapter_watch_get_state(watch) == BLUEZ_ADAPTER_STATE_USABLE)
+        usable = bluez_adapter_watch_get_adapter(watch);
+    gboolean newly_usable = usable != NULL && usable != self->usable_adapter;
+    g_set_object(&self->usable_adapter, usable);
+
+    follow_object_manager(self);
+    g_clear_handle_id(&self->retry_id, g_source_remove);
+    self->retry_seconds = RETRY_MIN_SECONDS;
+    /* The adapter became usable (power, replug, bluetoothd restart): scan now rather than
+     * at the next window, so the gap it caused ends at once. */
+    if (newly_usable && !self->window_open && self->started && !self->stopping)
+        open_window(self);
+    else
+        update(self);
+}
+
+static void on_config_changed(ProxdConfig *config, gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    const ProxdSettings *settings = proxd_config_get(config);
+    if (settings->role != self->role) {
+        g_message("role changed to %s", proxd_role_to_string(settings->role));
+        end_scan_instance(self);
+        self->role = settings->role;
+        open_window(self);
+        if (self->session == SESSION_ACTIVE)
+            begin_scan_instance(self);
+    }
+}
+
+/* ---- public ---- */
+
+void bluez_scanner_start(BluezScanner *self)
+{
+    g_return_if_fail(BLUEZ_IS_SCANNER(self));
+    if (self->started)
+        return;
+    self->started = TRUE;
+    self->role = proxd_config_get(self->config)->role;
+    g_signal_connect_object(self->watch, "changed", G_CALLBACK(on_watch_changed), self, 0);
+    g_signal_connect_object(self->config, "changed", G_CALLBACK(on_config_changed), self, 0);
+    follow_object_manager(self);
+    open_window(self);
+}
+
+void bluez_scanner_stop(BluezScanner *self)
+{
+    g_return_if_fail(BLUEZ_IS_SCANNER(self));
+    if (self->stopping)
+        return;
+    self->stopping = TRUE;
+    g_clear_handle_id(&self->window_timer_id, g_source_remove);
+    g_clear_handle_id(&self->retry_id, g_source_remove);
+    end_scan_instance(self);
+    if (self->session == SESSION_ACTIVE && self->session_adapter != NULL) {
+        g_autoptr(GError) error = NULL;
+        if (!bluez_adapter1_call_stop_discovery_sync(self->session_adapter, G_DBUS_CALL_FLAGS_NONE,
+                                                     STOP_TIMEOUT_MS, NULL, &error)) {
+            g_dbus_error_strip_remote_error(error);
+            g_debug("StopDiscovery at shutdown: %s", error->message);
+        }
+    }
+    self->session = SESSION_NONE;
+    self->session_serial++;
+    g_clear_object(&self->session_adapter);
+    set_scanning(self, FALSE);
+}
+
+gboolean bluez_scanner_get_scanning(BluezScanner *self)
+{
+    g_return_val_if_fail(BLUEZ_IS_SCANNER(self), FALSE);
+    return self->scanning;
+}
+
+const BluezScannerStats *bluez_scanner_get_stats(BluezScanner *self)
+{
+    g_return_val_if_fail(BLUEZ_IS_SCANNER(self), NULL);
+    return &self->stats;
+}
+
+static void bluez_scanner_get_property(GObject *object, guint prop_id, GValue *value,
+                                       GParamSpec *pspec)
+{
+    BluezScanner *self = BLUEZ_SCANNER(object);
+    switch (prop_id) {
+    case PROP_SCANNING:
+        g_value_set_boolean(value, self->scanning);
+        break;
+    default:
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    }
+}
+
+static void bluez_scanner_dispose(GObject *object)
+{
+    BluezScanner *self = BLUEZ_SCANNER(object);
+    g_clear_handle_id(&self->window_timer_id, g_source_remove);
+    g_clear_handle_id(&self->retry_id, g_source_remove);
+    g_clear_handle_id(&self->instance_timer_id, g_source_remove);
+    g_clear_handle_id(&self->commit_timer_id, g_source_remove);
+    if (self->object_manager != NULL) {
+        g_signal_handlers_disconnect_by_data(self->object_manager, self);
+        g_clear_object(&self->object_manager);
+    }
+    g_clear_object(&self->session_adapter);
+    g_clear_object(&self->usable_adapter);
+    g_clear_object(&self->watch);
+    g_clear_object(&self->clock);
+    g_clear_object(&self->config);
+    G_OBJECT_CLASS(bluez_scanner_parent_class)->dispose(object);
+}
+
+static void bluez_scanner_finalize(GObject *object)
+{
+    BluezScanner *self = BLUEZ_SCANNER(object);
+    g_free(self->device_prefix);
+    g_clear_pointer(&self->batch, prox_sighting_batch_free);
+    G_OBJECT_CLASS(bluez_scanner_parent_class)->finalize(object);
+}
+
+static void bluez_scanner_class_init(BluezScannerClass *klass)
+{
+    GObjectClass *object_class = G_OBJECT_CLASS(klass);
+    object_class->get_property = bluez_scanner_get_property;
+    object_class->dispose = bluez_scanner_dispose;
+    object_class->finalize = bluez_scanner_finalize;
+
+    props[PROP_SCANNING] =
+        g_param_spec_boolean("scanning", NULL, NULL, FALSE,
+                             G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+    g_object_class_install_properties(object_class, N_PROPS, props);
+
+    signals[SIGNAL_COMMITTED] =
+        g_signal_new("committed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                     G_TYPE_NONE, 0);
+}
+
+static void bluez_scanner_init(BluezScanner *self)
+{
+    self->retry_seconds = RETRY_MIN_SECONDS;
+    self->batch = prox_sighting_batch_new();
+}
+
+BluezScanner *bluez_scanner_new(BluezAdapterWatch *watch, ProxdClock *clock, ProxdConfig *config,
+                                ProxStore *store)
+{
+    BluezScanner *self = g_object_new(BLUEZ_TYPE_SCANNER, NULL);
+    self->watch = g_object_ref(watch);
+    self->clock = g_object_ref(clock);
+    self->config = g_object_ref(config);
+    self->store = store;
+    return self;
+}

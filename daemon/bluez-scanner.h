@@ -1,0 +1,51 @@
+/* bluez-scanner.h - discovery of other devices' GAEN advertisements.
+ *
+ * Sets the discovery filter (Transport le, UUIDs [FD6F], DuplicateData true) and runs
+ * StartDiscovery / StopDiscovery on the role's duty cycle: a person scans ScanSeconds
+ * every IntervalMinSeconds..IntervalMaxSeconds (uniformly random, start to start), a
+ * beacon scans continuously in scan instances of BeaconScanInstanceSeconds. Each scan
+ * instance is a store scan instance; every Device1 report (InterfacesAdded, or
+ * PropertiesChanged with RSSI or ServiceData) of the adapter in use is parsed with
+ * libprox and added to a sighting batch, committed at the end of the scan instance and at
+ * least every CommitSeconds. Nothing is kept per Device1 object beyond GDBus's property
+ * cache: rotating addresses make those objects come and go constantly.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "bluez-adapter-watch.h"
+#include "proxd-clock.h"
+#include "proxd-config.h"
+#include "prox-store.h"
+
+G_BEGIN_DECLS
+
+#define BLUEZ_TYPE_SCANNER (bluez_scanner_get_type())
+G_DECLARE_FINAL_TYPE(BluezScanner, bluez_scanner, BLUEZ, SCANNER, GObject)
+
+typedef struct {
+    guint64 reports;        /* Device1 reports with FD6F service data, recorded */
+    guint64 malformed;      /* FD6F service data that did not parse */
+    guint64 outside_scan;   /* reports while no scan instance of ours was open */
+    guint64 commits;        /* successful store commits */
+    guint64 commit_errors;  /* failed commits (the batch is kept and retried) */
+    guint64 scan_instances; /* scan instances begun */
+} BluezScannerStats;
+
+/* `store` is not owned and must outlive the scanner. */
+BluezScanner *bluez_scanner_new(BluezAdapterWatch *watch, ProxdClock *clock, ProxdConfig *config,
+                                ProxStore *store);
+
+void bluez_scanner_start(BluezScanner *self);
+/* Commits what is pending, closes the scan instance and stops discovery (synchronously,
+ * bounded by a short timeout); for shutdown. */
+void bluez_scanner_stop(BluezScanner *self);
+
+/* TRUE while our discovery session runs ("scanning" property, notify). */
+gboolean bluez_scanner_get_scanning(BluezScanner *self);
+const BluezScannerStats *bluez_scanner_get_stats(BluezScanner *self);
+
+/* Signal "committed": sightings or a scan instance reached the store. */
+
+G_END_DECLS

@@ -1,0 +1,271 @@
+/* proxd-main.c - command line, bus name, signals and the main loop of proxd. */
+#define G_LOG_DOMAIN "proxd"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <gio/gio.h>
+#include <locale.h>
+#include <stdlib.h>
+
+#include "proxd-clock.h"
+#include "proxd-config.h"
+#include "proxd-manager.h"
+#include "prox-store.h"
+
+#define PROXD_DEFAULT_BUS_NAME "org.proxd"
+#define STORE_FILE "proxd.db"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1, /* cannot start or lost the bus */
+    EXIT_USAGE = 2,
+};
+
+typedef struct {
+    GMainLoop *loop;
+    ProxdConfig *config;
+    ProxdManager *manager;
+    const char *bus_name;
+    gboolean name_acquired;
+    int exit_code;
+} Daemon;
+
+static const char description[] =
+    "proxd advertises this device's rotating Exposure Notification identifiers (GAEN v1.2)\n"
+    "over Bluetooth LE and records the identifiers of devices nearby, through BlueZ's D-Bus\n"
+    "API. What it hears stays in a local sqlite store; status is published on the D-Bus\n"
+    "name org.proxd (object /org/proxd, interface org.proxd.Manager1), which proxctl reads.\n"
+    "\n"
+    "Roles:\n"
+    "  person   scans a few seconds every 3 to 5 minutes and raises exposure alerts\n"
+    "  beacon   (a bus or a venue) scans continuously and counts occupancy per hour\n"
+    "\n"
+    "Configuration:\n"
+    "  " PROXD_SYSCONFDIR "/proxd/proxd.conf, a key file with groups [General] (Role,\n"
+    "  Adapter, StateDirectory, RetentionDays), [Advertising] (Enabled, TxPower),\n"
+    "  [Scanning] (ScanSeconds, IntervalMinSeconds, IntervalMaxSeconds,\n"
+    "  BeaconScanInstanceSeconds, CommitSeconds, RssiCorrection, CalibrationConfidence) and\n"
+    "  [Risk] (risk scoring parameters). Command-line options override the file.\n"
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT  store pending sightings, withdraw the advertisement, stop scanning, exit\n"
+    "  SIGHUP           reload the configuration file (StateDirectory and RetentionDays need\n"
+    "                   a restart)\n"
+    "\n"
+    "Environment:\n"
+    "  STATE_DIRECTORY  default state directory (set by systemd's StateDirectory=)\n"
+    "  PROXD_BUS        \"session\" has the same effect as --session\n"
+    "  PROXD_BUS_NAME   default for --bus-name\n"
+    "  PROX_SIM_CLOCK   \"<real_start>:<sim_start>:<speed>\": follow a simulated clock (tests\n"
+    "                   and demos); all timers run in simulated time\n"
+    "\n"
+    "Exit status: 0 after a clean shutdown, 1 when proxd cannot run (store, bus, name\n"
+    "already owned), 2 for invalid options or configuration.";
+
+static void on_name_acquired(GDBusConnection *connection, const char *name, gpointer user_data)
+{
+    Daemon *d = user_data;
+    d->name_acquired = TRUE;
+    g_message("owns %s on the bus; starting", name);
+    proxd_manager_start(d->manager);
+}
+
+static void on_name_lost(GDBusConnection *connection, const char *name, gpointer user_data)
+{
+    Daemon *d = user_data;
+    if (connection == NULL || g_dbus_connection_is_closed(connection))
+        g_critical("the bus connection closed; exiting");
+    else if (d->name_acquired)
+        g_critical("lost the bus name %s; exiting", name);
+    else
+        g_critical("cannot own %s: another proxd is running on this bus", name);
+    d->exit_code = EXIT_RUNTIME;
+    g_main_loop_quit(d->loop);
+}
+
+static gboolean on_quit_signal(gpointer user_data)
+{
+    Daemon *d = user_data;
+    g_message("stopping");
+    g_main_loop_quit(d->loop);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_sighup(gpointer user_data)
+{
+    Daemon *d = user_data;
+    g_autoptr(GError) error = NULL;
+    if (!proxd_config_reload(d->config, &error))
+        g_warning("configuration not reloaded, keeping the current one: %s", error->message);
+    return G_SOURCE_CONTINUE;
+}
+
+static void on_connection_closed(GDBusConnection *connection, gboolean remote_peer_vanished,
+                                 GError *error, gpointer user_data)
+{
+    Daemon *d = user_data;
+    g_critical("the bus connection closed%s%s; exiting", error != NULL ? ": " : "",
+               error != NULL ? error->message : "");
+    d->exit_code = EXIT_RUNTIME;
+    g_main_loop_quit(d->loop);
+}
+
+static ProxStore *open_store(const ProxdSettings *settings, GError **error)
+{
+    if (g_mkdir_with_parents(settings->state_dir, 0700) != 0) {
+        int saved = errno;
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+                    "cannot create state directory %s: %s", settings->state_dir, g_strerror(saved));
+        return NULL;
+    }
+    g_autofree char *path = g_build_filename(settings->state_dir, STORE_FILE, NULL);
+    ProxStoreOptions opts = {.retention_days = settings->retention_days};
+    ProxStore *store = prox_store_open(path, &opts, error);
+    if (store != NULL)
+        g_message("store: %s (retention %u days)", path, settings->retention_days);
+    return store;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *config_path = NULL;
+    g_autofree char *role = NULL;
+    g_autofree char *adapter = NULL;
+    g_autofree char *state_dir = NULL;
+    g_autofree char *bus_name = NULL;
+    gboolean session = FALSE;
+    gboolean verbose = FALSE;
+    gboolean version = FALSE;
+    g_autoptr(GError) error = NULL;
+
+    setlocale(LC_ALL, "");
+
+    const GOptionEntry entries[] = {
+        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+         "Configuration file (default " PROXD_SYSCONFDIR "/proxd/proxd.conf)", "FILE"},
+        {"role", 'r', 0, G_OPTION_ARG_STRING, &role,
+         "person or beacon; overrides [General] Role (default person)", "ROLE"},
+        {"adapter", 'a', 0, G_OPTION_ARG_STRING, &adapter,
+         "Bluetooth adapter to use, e.g. hci1; overrides [General] Adapter (default: the first "
+         "powered adapter)",
+         "hciN"},
+        {"state-dir", 's', 0, G_OPTION_ARG_FILENAME, &state_dir,
+         "Directory of the store (" STORE_FILE "); overrides [General] StateDirectory (default "
+         "$STATE_DIRECTORY, else " PROXD_LOCALSTATEDIR "/lib/proxd)",
+         "DIR"},
+        {"session", 0, 0, G_OPTION_ARG_NONE, &session,
+         "Use the session bus instead of the system bus (tests, simulations); BlueZ must be on "
+         "the same bus",
+         NULL},
+        {"bus-name", 0, 0, G_OPTION_ARG_STRING, &bus_name,
+         "Well-known name to own (default " PROXD_DEFAULT_BUS_NAME
+         "); several simulated devices sharing one bus need one each",
+         "NAME"},
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL},
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
+        {NULL},
+    };
+
+    g_autoptr(GOptionContext) context =
+        g_option_context_new("- Bluetooth LE exposure notification service");
+    g_option_context_add_main_entries(context, entries, NULL);
+    g_option_context_set_description(context, description);
+    if (!g_option_context_parse(context, &argc, &argv, &error)) {
+        g_printerr("proxd: %s\nTry 'proxd --help'.\n", error->message);
+        return EXIT_USAGE;
+    }
+    if (argc > 1) {
+        g_printerr("proxd: unexpected argument '%s'\nTry 'proxd --help'.\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    if (version) {
+        g_print("proxd %s\n", PROXD_VERSION);
+        return EXIT_OK;
+    }
+    if (verbose)
+        g_log_set_debug_enabled(TRUE);
+    if (!session && g_strcmp0(g_getenv("PROXD_BUS"), "session") == 0)
+        session = TRUE;
+    if (bus_name == NULL)
+        bus_name = g_strdup(g_getenv("PROXD_BUS_NAME"));
+    if (bus_name == NULL || bus_name[0] == '\0') {
+        g_free(bus_name);
+        bus_name = g_strdup(PROXD_DEFAULT_BUS_NAME);
+    }
+    if (!g_dbus_is_name(bus_name) || g_dbus_is_unique_name(bus_name)) {
+        g_printerr("proxd: --bus-name=%s is not a valid well-known bus name\n", bus_name);
+        return EXIT_USAGE;
+    }
+
+    ProxdOverrides overrides = {.role = role, .adapter = adapter, .state_dir = state_dir};
+    g_autoptr(ProxdConfig) config = proxd_config_new(config_path, &overrides, &error);
+    if (config == NULL) {
+        g_printerr("proxd: %s\n", error->message);
+        return EXIT_USAGE;
+    }
+    const ProxdSettings *settings = proxd_config_get(config);
+
+    g_autoptr(ProxdClock) clock = proxd_clock_new(&error);
+    if (clock == NULL) {
+        g_printerr("proxd: %s\n", error->message);
+        return EXIT_USAGE;
+    }
+
+    g_autoptr(ProxStore) store = open_store(settings, &error);
+    if (store == NULL) {
+        g_critical("cannot open the store: %s", error->message);
+        return EXIT_RUNTIME;
+    }
+
+    g_autoptr(GDBusConnection) connection =
+        g_bus_get_sync(session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+    if (connection == NULL) {
+        g_critical("cannot connect to the %s bus: %s", session ? "session" : "system",
+                   error->message);
+        return EXIT_RUNTIME;
+    }
+    g_dbus_connection_set_exit_on_close(connection, FALSE);
+
+    g_message("proxd %s, role %s, %s bus", PROXD_VERSION, proxd_role_to_string(settings->role),
+              session ? "session" : "system");
+
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    Daemon d = {.loop = loop, .config = config, .bus_name = bus_name, .exit_code = EXIT_OK};
+
+    g_autoptr(ProxdManager) manager = proxd_manager_new(connection, config, clock, store, &error);
+    if (manager == NULL) {
+        g_critical("cannot export the advertisement object: %s", error->message);
+        return EXIT_RUNTIME;
+    }
+    d.manager = manager;
+    if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(manager), connection,
+                                          PROXD_MANAGER_OBJECT_PATH, &error)) {
+        g_critical("cannot export %s: %s", PROXD_MANAGER_OBJECT_PATH, error->message);
+        return EXIT_RUNTIME;
+    }
+
+    gulong closed_id = g_signal_connect(connection, "closed", G_CALLBACK(on_connection_closed), &d);
+    guint sigterm_id = g_unix_signal_add(SIGTERM, on_quit_signal, &d);
+    guint sigint_id = g_unix_signal_add(SIGINT, on_quit_signal, &d);
+    guint sighup_id = g_unix_signal_add(SIGHUP, on_sighup, &d);
+    guint owner_id =
+        g_bus_own_name_on_connection(connection, bus_name, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                                     on_name_acquired, on_name_lost, &d, NULL);
+
+    g_main_loop_run(loop);
+
+    /* Shutdown: store what is pending and leave BlueZ tidy before the name goes. */
+    proxd_manager_shutdown(manager);
+    g_bus_unown_name(owner_id);
+    g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(manager));
+    g_source_remove(sigterm_id);
+    g_source_remove(sigint_id);
+    g_source_remove(sighup_id);
+    g_signal_handler_disconnect(connection, closed_id);
+    if (!g_dbus_connection_is_closed(connection) &&
+        !g_dbus_connection_flush_sync(connection, NULL, &error))
+        g_debug("flushing the bus connection: %s", error->message);
+    g_message("stopped");
+    return d.exit_code;
+}

@@ -1,0 +1,40 @@
+/* proxd-manager.h - the org.proxd.Manager1 object: owns the BlueZ side (adapter watch,
+ * advertiser, scanner) and publishes what they do, plus counts and risk from the store.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "proxd-clock.h"
+#include "proxd-config.h"
+#include "proxd-dbus-generated.h"
+#include "prox-store.h"
+
+G_BEGIN_DECLS
+
+#define PROXD_MANAGER_OBJECT_PATH "/org/proxd"
+/* Sync state key the key-list sync writes on success (unix seconds, decimal). */
+#define PROXD_SYNC_STATE_LAST_SYNC "last-sync"
+/* Setting: UTC midnight (unix seconds) of the newest high-risk day already signalled. */
+#define PROXD_SETTING_NOTIFIED_DAY "exposure-notified-day"
+
+#define PROXD_TYPE_MANAGER (proxd_manager_get_type())
+G_DECLARE_FINAL_TYPE(ProxdManager, proxd_manager, PROXD, MANAGER, ProxdDbusManager1Skeleton)
+
+/* `store` is not owned and must outlive the manager. Exports the advertisement object on
+ * `connection` (fails if that path is taken); nothing talks to BlueZ before _start(). */
+ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config, ProxdClock *clock,
+                                ProxStore *store, GError **error);
+
+/* Starts following BlueZ, advertising and scanning. */
+void proxd_manager_start(ProxdManager *self);
+/* Commits pending sightings, unregisters the advertisement, stops discovery. */
+void proxd_manager_shutdown(ProxdManager *self);
+
+/* Re-reads encounter counts and LastSync from the store. */
+void proxd_manager_refresh_counts(ProxdManager *self);
+/* Re-scores the stored exposure windows: RiskLevel, and ExposureDetected for each new
+ * high-risk day (person role). The matching step calls it after saving windows. */
+void proxd_manager_refresh_risk(ProxdManager *self);
+
+G_END_DECLS

@@ -1,0 +1,387 @@
+/* test-authority-units.c - the authority tools' shared code without processes: codes, the
+ * upload rules at their edges, rate limiting with injected time, clock and date parsing, and
+ * the database's pepper, permissions, schema version and code states. */
+#include "authority-clock.h"
+#include "authority-code.h"
+#include "authority-db.h"
+#include "authority-ingest.h"
+#include "authority-publish.h"
+#include "authority-ratelimit.h"
+#include "authority-test-util.h"
+#include "authority-upload.h"
+
+#include <sodium.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void test_code(void)
+{
+    char code[AUTHORITY_CODE_LEN + 1];
+    char display[AUTHORITY_CODE_DISPLAY_LEN + 1];
+    char normal[AUTHORITY_CODE_LEN + 1];
+    guint counts[32] = {0};
+    for (int i = 0; i < 2000; i++) {
+        authority_code_generate(code);
+        g_assert_cmpuint(strlen(code), ==, AUTHORITY_CODE_LEN);
+        for (int c = 0; c < AUTHORITY_CODE_LEN; c++) {
+            const char *p = strchr(AUTHORITY_CODE_ALPHABET, code[c]);
+            g_assert_nonnull(p);
+            counts[p - AUTHORITY_CODE_ALPHABET]++;
+        }
+        authority_code_format(code, display);
+        g_assert_cmpuint(strlen(display), ==, 14);
+        g_assert_true(authority_code_normalize(display, normal));
+        g_assert_cmpstr(normal, ==, code);
+    }
+    /* 24000 letters: each of 32 expected 750 times; a broken generator is far outside. */
+    for (int i = 0; i < 32; i++) {
+        g_assert_cmpuint(counts[i], >, 550);
+        g_assert_cmpuint(counts[i], <, 950);
+    }
+    g_assert_true(authority_code_normalize("abcd efgh-jkLM", normal));
+    g_assert_cmpstr(normal, ==, "ABCDEFGHJKLM");
+    const char *const bad[] = {"", "ABCD-EFGH-JKL", "ABCD-EFGH-JKLMN", "ABCD-EFGH-JKL0",
+                               "ABCD-EFGH-JKLI", "ABCD-EFGH-JKLO", "ABCD-EFGH-JKL1",
+                               "ABCD_EFGH_JKLM", "ABCD-EFGH-JKL\xc3\xa9"};
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+        g_assert_false(authority_code_normalize(bad[i], normal));
+
+    uint8_t p1[AUTHORITY_PEPPER_LEN] = {1};
+    uint8_t p2[AUTHORITY_PEPPER_LEN] = {2};
+    uint8_t h1[AUTHORITY_CODE_HASH_LEN];
+    uint8_t h2[AUTHORITY_CODE_HASH_LEN];
+    uint8_t h3[AUTHORITY_CODE_HASH_LEN];
+    authority_code_hash("ABCDEFGHJKLM", p1, h1);
+    authority_code_hash("ABCDEFGHJKLM", p2, h2);
+    authority_code_hash("ABCDEFGHJKLN", p1, h3);
+    g_assert_cmpmem(h1, sizeof h1, h1, sizeof h1);
+    g_assert_true(memcmp(h1, h2, sizeof h1) != 0);
+    g_assert_true(memcmp(h1, h3, sizeof h1) != 0);
+}
+
+static AuthorityUpload *parse(const char *keys, GError **error)
+{
+    g_autofree char *body = g_strdup_printf(
+        "{\"code\":\"ABCD-EFGH-JKLM\",\"temporaryExposureKeys\":[%s]}", keys);
+    return authority_upload_parse(body, strlen(body), TEST_NOW, TRUE, error);
+}
+
+static void expect_reason(const char *keys, AuthorityRejectReason reason)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(AuthorityUpload) upload = parse(keys, &error);
+    g_assert_null(upload);
+    g_assert_error(error, AUTHORITY_REJECT, (gint)reason);
+}
+
+static void test_upload_rules(void)
+{
+    g_autoptr(GError) error = NULL;
+    /* The window: [today - 14 days, current interval], by start and by end. */
+    const uint32_t now_i = TEST_NOW / 600;
+    struct {
+        uint32_t start, period;
+        gboolean ok;
+    } window[] = {
+        {TEST_TODAY_START - 2016, 144, TRUE},     {TEST_TODAY_START - 2017, 144, FALSE},
+        {TEST_TODAY_START - 2017, 1, FALSE},      {now_i, 1, TRUE},
+        {now_i, 2, FALSE},                        {now_i + 1, 1, FALSE},
+        {TEST_TODAY_START, now_i + 1 - TEST_TODAY_START, TRUE},
+        {TEST_TODAY_START, now_i + 2 - TEST_TODAY_START, FALSE},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(window); i++) {
+        uint8_t key[PROX_KEY_LEN] = {(uint8_t)i};
+        g_autofree char *k = test_key_json(key, window[i].start, window[i].period);
+        g_autoptr(AuthorityUpload) upload = parse(k, &error);
+        g_assert_cmpint(upload != NULL, ==, window[i].ok);
+        if (!window[i].ok) {
+            g_assert_true(error->code == AUTHORITY_REJECT_KEY_TOO_OLD ||
+                          error->code == AUTHORITY_REJECT_KEY_IN_FUTURE);
+            g_clear_error(&error);
+        } else {
+            g_assert_cmpstr(upload->code, ==, "ABCDEFGHJKLM");
+            g_assert_cmpuint(upload->keys->len, ==, 1);
+        }
+    }
+    /* Defaults and optional fields. */
+    g_autoptr(AuthorityUpload) full = parse(
+        "{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":2649744,"
+        "\"transmissionRisk\":8,\"reportType\":2,\"daysSinceOnsetOfSymptoms\":-14,\"extra\":[]}",
+        &error);
+    g_assert_no_error(error);
+    const ProxDiagnosisKey *k = &g_array_index(full->keys, ProxDiagnosisKey, 0);
+    g_assert_cmpuint(k->tek.rolling_period, ==, 144);
+    g_assert_cmpint(k->transmission_risk_level, ==, 8);
+    g_assert_cmpint(k->report_type, ==, PROX_REPORT_CONFIRMED_CLINICAL_DIAGNOSIS);
+    g_assert_true(k->has_days_since_onset);
+    g_assert_cmpint(k->days_since_onset, ==, -14);
+    g_assert_cmpuint(k->tek.key[15], ==, 15);
+
+    expect_reason("{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":2649744.5}",
+                  AUTHORITY_REJECT_BAD_ROLLING_START);
+    expect_reason("{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":-1}",
+                  AUTHORITY_REJECT_BAD_ROLLING_START);
+    expect_reason("{\"key\":\"AAECAwQFBgcICQoLDA0ODw=\",\"rollingStartNumber\":2649744}",
+                  AUTHORITY_REJECT_BAD_KEY_DATA);
+    expect_reason("{\"key\":\"AAECAwQFBgcICQoLDA0OD===\",\"rollingStartNumber\":2649744}",
+                  AUTHORITY_REJECT_BAD_KEY_DATA);
+    expect_reason("{\"key\":null,\"rollingStartNumber\":2649744}", AUTHORITY_REJECT_BAD_KEY_DATA);
+    expect_reason("{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":2649744,"
+                  "\"reportType\":\"WHATEVER\"}",
+                  AUTHORITY_REJECT_BAD_REPORT_TYPE);
+
+    /* Without a code (import): a code member is ignored, none is needed. */
+    const char *body = "{\"temporaryExposureKeys\":[{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\","
+                       "\"rollingStartNumber\":2649744}]}";
+    g_autoptr(AuthorityUpload) import =
+        authority_upload_parse(body, strlen(body), TEST_NOW, FALSE, &error);
+    g_assert_no_error(error);
+    g_assert_null(import->code);
+    g_assert_null(authority_upload_parse(body, strlen(body), TEST_NOW, TRUE, &error));
+    g_assert_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_MISSING_CODE);
+    g_clear_error(&error);
+    /* An embedded NUL is not JSON. */
+    g_assert_null(authority_upload_parse("{}\0{}", 5, TEST_NOW, FALSE, &error));
+    g_assert_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_MALFORMED_JSON);
+    g_clear_error(&error);
+
+    /* Days since onset, clamped to GAEN's range. */
+    ProxTek tek = {.rolling_start = 18402 * 144, .rolling_period = 144};
+    g_assert_cmpint(authority_days_since_onset(&tek, 18400), ==, 2);
+    g_assert_cmpint(authority_days_since_onset(&tek, 18402), ==, 0);
+    g_assert_cmpint(authority_days_since_onset(&tek, 18410), ==, -8);
+    g_assert_cmpint(authority_days_since_onset(&tek, 18380), ==, 14);
+    g_assert_cmpint(authority_days_since_onset(&tek, 18430), ==, -14);
+
+    /* Every reason has a distinct name and a 4xx status (503 only for our own failure). */
+    g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
+    for (int r = AUTHORITY_REJECT_NOT_FOUND; r <= AUTHORITY_REJECT_UNAVAILABLE; r++) {
+        g_assert_true(g_hash_table_add(names, (gpointer)authority_reject_name(r)));
+        guint status = authority_reject_http_status(r);
+        if (r == AUTHORITY_REJECT_UNAVAILABLE)
+            g_assert_cmpuint(status, ==, 503);
+        else
+            g_assert_true(status >= 400 && status < 500);
+    }
+    g_autofree char *json = authority_reject_json(AUTHORITY_REJECT_CODE_USED, "say \"hi\"");
+    g_assert_cmpstr(json, ==, "{\"error\":\"say \\\"hi\\\"\",\"code\":\"code_used\"}");
+}
+
+static void test_rate_limit(void)
+{
+    g_autoptr(AuthorityRateLimit) limit = authority_rate_limit_new(2.0, 3, 4);
+    guint wait = 0;
+    gint64 t = 1000000000;
+    for (int i = 0; i < 3; i++)
+        g_assert_true(authority_rate_limit_take(limit, "a", t, &wait));
+    g_assert_false(authority_rate_limit_take(limit, "a", t, &wait));
+    g_assert_cmpuint(wait, ==, 1);
+    /* Other clients are not affected. */
+    g_assert_true(authority_rate_limit_take(limit, "b", t, &wait));
+    /* 2 tokens a second: after 0.5 s, one more. */
+    g_assert_true(authority_rate_limit_take(limit, "a", t + 500000, &wait));
+    g_assert_false(authority_rate_limit_take(limit, "a", t + 500000, &wait));
+    /* Full buckets are forgotten: b refilled by now, a not. */
+    g_assert_cmpuint(authority_rate_limit_prune(limit, t + 500000), ==, 1);
+    g_assert_cmpuint(authority_rate_limit_prune(limit, t + 5000000), ==, 0);
+    /* More clients than max_clients: memory stays bounded, newcomers still get served. */
+    for (int i = 0; i < 100; i++) {
+        g_autofree char *client = g_strdup_printf("c%d", i);
+        g_assert_true(authority_rate_limit_take(limit, client, t + 6000000, &wait));
+        g_assert_cmpuint(authority_rate_limit_prune(limit, t + 6000000), <=, 4);
+    }
+    /* Slow rates report long waits. */
+    g_autoptr(AuthorityRateLimit) slow = authority_rate_limit_new(0.01, 1, 10);
+    g_assert_true(authority_rate_limit_take(slow, "x", t, &wait));
+    g_assert_false(authority_rate_limit_take(slow, "x", t, &wait));
+    g_assert_cmpuint(wait, ==, 100);
+    /* Disabled. */
+    g_autoptr(AuthorityRateLimit) off = authority_rate_limit_new(0, 1, 10);
+    for (int i = 0; i < 100; i++)
+        g_assert_true(authority_rate_limit_take(off, "x", t, &wait));
+}
+
+static void test_time_parsing(void)
+{
+    gint64 v = 0;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(authority_clock_parse_time("@1590000000", &v, &error));
+    g_assert_cmpint(v, ==, TEST_NOW);
+    g_assert_true(authority_clock_parse_time("2020-05-20T18:40:00Z", &v, &error));
+    g_assert_cmpint(v, ==, TEST_NOW);
+    g_assert_true(authority_clock_parse_time("2020-05-20T20:40:00+02:00", &v, &error));
+    g_assert_cmpint(v, ==, TEST_NOW);
+    const char *const bad[] = {"@", "@-5", "@12x", "1590000000", "2020-05-20", "@ 5"};
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_assert_false(authority_clock_parse_time(bad[i], &v, &error));
+        g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+        g_clear_error(&error);
+    }
+    g_assert_true(authority_parse_duration("24h", &v, &error));
+    g_assert_cmpint(v, ==, 86400);
+    g_assert_true(authority_parse_duration("90m", &v, &error));
+    g_assert_cmpint(v, ==, 5400);
+    g_assert_true(authority_parse_duration("7d", &v, &error));
+    g_assert_cmpint(v, ==, 604800);
+    const char *const bad_d[] = {"", "h", "0h", "-1h", "24", "24x", "1.5h", " 5m"};
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_d); i++) {
+        g_assert_false(authority_parse_duration(bad_d[i], &v, &error));
+        g_clear_error(&error);
+    }
+    g_assert_true(authority_parse_day("2020-05-17", &v, &error));
+    g_assert_cmpint(v, ==, 18399);
+    const char *const bad_day[] = {"2020-5-17", "2020-02-30", "2020-05-17x", "1969-12-31",
+                                   "17.05.2020"};
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_day); i++) {
+        g_assert_false(authority_parse_day(bad_day[i], &v, &error));
+        g_clear_error(&error);
+    }
+    /* Clock sources. */
+    AuthorityClock clock;
+    g_assert_true(authority_clock_init(&clock, NULL, NULL, &error));
+    g_assert_true(authority_clock_now(&clock, &v, &error));
+    g_assert_cmpint(ABS(v - g_get_real_time() / G_USEC_PER_SEC), <=, 2);
+    authority_clock_clear(&clock);
+    g_assert_false(authority_clock_init(&clock, "@1", "/nonexistent", &error));
+    g_clear_error(&error);
+    g_assert_false(authority_clock_init(&clock, NULL, "/nonexistent/clock", &error));
+    g_clear_error(&error);
+}
+
+static void test_db(void)
+{
+    g_autofree char *dir = test_tmpdir_new();
+    g_autofree char *path = g_build_filename(dir, "a.db", NULL);
+    g_autofree char *pepper = g_strconcat(path, ".pepper", NULL);
+    g_autoptr(GError) error = NULL;
+    AuthorityDb *db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+
+    /* Code states. */
+    g_assert_true(authority_db_code_insert(db, "ABCDEFGHJKLM", 18399, PROX_REPORT_SELF_REPORT,
+                                           TEST_NOW, TEST_NOW + 100, &error));
+    AuthorityCodeState state;
+    AuthorityCodeCase c;
+    g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLN", TEST_NOW, &state, &c, &error));
+    g_assert_cmpint(state, ==, AUTHORITY_CODE_UNKNOWN);
+    g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLM", TEST_NOW + 100, &state, &c,
+                                          &error));
+    g_assert_cmpint(state, ==, AUTHORITY_CODE_EXPIRED);
+    g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLM", TEST_NOW + 99, &state, &c, &error));
+    g_assert_cmpint(state, ==, AUTHORITY_CODE_VALID);
+    g_assert_cmpint(c.onset_day, ==, 18399);
+    g_assert_cmpint(c.report_type, ==, PROX_REPORT_SELF_REPORT);
+    g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLM", TEST_NOW + 99, &state, &c, &error));
+    g_assert_cmpint(state, ==, AUTHORITY_CODE_USED);
+    /* A code collision is an error, not an overwrite. */
+    g_assert_false(authority_db_code_insert(db, "ABCDEFGHJKLM", 18399, PROX_REPORT_SELF_REPORT,
+                                            TEST_NOW, TEST_NOW + 100, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_STORE);
+    g_clear_error(&error);
+
+    /* An upload through the ingest path: one transaction, code consumed, DSOS from onset. */
+    g_assert_true(authority_db_code_insert(db, "ABCDEFGHJKLP", 18399,
+                                           PROX_REPORT_CONFIRMED_TEST, TEST_NOW, TEST_NOW + 100,
+                                           &error));
+    AuthorityUpload upload = {.code = (char *)"ABCDEFGHJKLP"};
+    upload.keys = g_array_new(FALSE, TRUE, sizeof(ProxDiagnosisKey));
+    ProxDiagnosisKey key = {.tek = {.rolling_start = 18401 * 144, .rolling_period = 144}};
+    key.tek.key[0] = 7;
+    g_array_append_val(upload.keys, key);
+    guint inserted = 0;
+    g_assert_true(authority_db_exec(db, "BEGIN IMMEDIATE", &error));
+    g_assert_true(authority_ingest_upload(db, &upload, TEST_NOW, &inserted, &error));
+    g_assert_true(authority_db_exec(db, "COMMIT", &error));
+    g_assert_cmpuint(inserted, ==, 1);
+    g_assert_cmpint(test_db_int(path, "SELECT days_since_onset FROM keys"), ==, 2);
+    g_assert_cmpint(test_db_int(path, "SELECT report_type FROM keys"), ==, 1);
+    g_assert_true(authority_db_exec(db, "BEGIN IMMEDIATE", &error));
+    g_assert_false(authority_ingest_upload(db, &upload, TEST_NOW, &inserted, &error));
+    g_assert_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_CODE_USED);
+    g_clear_error(&error);
+    g_assert_true(authority_db_exec(db, "ROLLBACK", &error));
+    g_array_unref(upload.keys);
+    authority_db_close(db);
+
+    /* Reopening works; a wrong or missing pepper does not. */
+    db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+    authority_db_close(db);
+    g_autofree char *saved = NULL;
+    gsize saved_len = 0;
+    g_assert_true(g_file_get_contents(pepper, &saved, &saved_len, NULL));
+    g_assert_cmpint(g_unlink(pepper), ==, 0);
+    g_assert_null(authority_db_open(path, &error));
+    g_assert_nonnull(strstr(error->message, "is missing"));
+    g_clear_error(&error);
+    g_assert_false(g_file_test(pepper, G_FILE_TEST_EXISTS));
+    g_assert_true(g_file_set_contents_full(pepper, "01234567890123456789012345678901", 32,
+                                           G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+    g_assert_null(authority_db_open(path, &error));
+    g_assert_nonnull(strstr(error->message, "is not the pepper"));
+    g_clear_error(&error);
+    g_assert_true(g_file_set_contents_full(pepper, saved, (gssize)saved_len,
+                                           G_FILE_SET_CONTENTS_NONE, 0604, NULL));
+    g_assert_cmpint(chmod(pepper, 0604), ==, 0);
+    g_assert_null(authority_db_open(path, &error));
+    g_clear_error(&error);
+    g_assert_cmpint(chmod(pepper, 0600), ==, 0);
+
+    /* Permissions of the database itself. */
+    g_assert_cmpint(chmod(path, 0644), ==, 0);
+    g_assert_null(authority_db_open(path, &error));
+    g_assert_nonnull(strstr(error->message, "accessible by others"));
+    g_clear_error(&error);
+    g_assert_cmpint(chmod(path, 0640), ==, 0);
+    db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+    authority_db_close(db);
+
+    /* A newer schema, and someone else's sqlite file, are refused. */
+    sqlite3 *raw = NULL;
+    g_assert_cmpint(sqlite3_open(path, &raw), ==, SQLITE_OK);
+    g_assert_cmpint(sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL), ==,
+                    SQLITE_OK);
+    sqlite3_close(raw);
+    g_assert_null(authority_db_open(path, &error));
+    g_assert_nonnull(strstr(error->message, "newer"));
+    g_clear_error(&error);
+    g_autofree char *other = g_build_filename(dir, "other.db", NULL);
+    g_assert_true(g_file_set_contents_full(other, "", 0, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+    g_assert_cmpint(sqlite3_open(other, &raw), ==, SQLITE_OK);
+    g_assert_cmpint(sqlite3_exec(raw, "CREATE TABLE t (x)", NULL, NULL, NULL), ==, SQLITE_OK);
+    sqlite3_close(raw);
+    g_assert_null(authority_db_open(other, &error));
+    g_assert_nonnull(strstr(error->message, "something else"));
+    g_clear_error(&error);
+    test_tmpdir_free(g_steal_pointer(&dir));
+}
+
+static void test_export_names(void)
+{
+    gboolean temporary = FALSE;
+    g_assert_true(authority_publish_is_export_name("1590000000-00000001-0001.zip", &temporary));
+    g_assert_false(temporary);
+    g_assert_true(authority_publish_is_export_name("1590000000-00000001-0001.zip.aB3dE9",
+                                                   &temporary));
+    g_assert_true(temporary);
+    const char *const no[] = {"index.txt", "1590000000-00000001-0001.zi",
+                              "1590000000-0000001-00001.zip", "1590000000-00000001-0001.zip.ab",
+                              "x590000000-00000001-0001.zip", "1590000000-00000001-0001.zip.a-cdef"};
+    for (size_t i = 0; i < G_N_ELEMENTS(no); i++)
+        g_assert_false(authority_publish_is_export_name(no[i], NULL));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_assert_cmpint(sodium_init(), >=, 0);
+    g_test_add_func("/authority/units/code", test_code);
+    g_test_add_func("/authority/units/upload-rules", test_upload_rules);
+    g_test_add_func("/authority/units/rate-limit", test_rate_limit);
+    g_test_add_func("/authority/units/time-parsing", test_time_parsing);
+    g_test_add_func("/authority/units/db", test_db);
+    g_test_add_func("/authority/units/export-names", test_export_names);
+    return g_test_run();
+}

@@ -1,0 +1,481 @@
+/* harness.c - private bus + fake BlueZ + proxd processes for the integration tests. */
+#define G_LOG_DOMAIN "proxd-test"
+
+#include "harness.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#define FAKE_CONTROL_NAME "org.proxd.FakeBluez"
+#define FAKE_CONTROL_PATH "/org/proxd/FakeBluez"
+#define FAKE_CONTROL_IFACE "org.proxd.FakeBluez1"
+#define START_TIMEOUT_MS 10000
+#define EXIT_TIMEOUT_MS 10000
+
+static const char *env_or_fail(const char *name)
+{
+    const char *value = g_getenv(name);
+    if (value == NULL || value[0] == '\0')
+        g_error("environment variable %s is not set (run through meson test)", name);
+    return value;
+}
+
+char *harness_hex(const guint8 *bytes, gsize len)
+{
+    GString *s = g_string_sized_new(len * 2);
+    for (gsize i = 0; i < len; i++)
+        g_string_append_printf(s, "%02x", bytes[i]);
+    return g_string_free(s, FALSE);
+}
+
+/* ---- waiting ---- */
+
+static gboolean on_wait_timeout(gpointer user_data)
+{
+    *(gboolean *)user_data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+gboolean harness_wait(HarnessCondition cond, gpointer user_data, guint timeout_ms)
+{
+    gboolean timed_out = FALSE;
+    guint id = g_timeout_add(timeout_ms, on_wait_timeout, &timed_out);
+    gboolean ok;
+    while (!(ok = cond(user_data)) && !timed_out)
+        g_main_context_iteration(NULL, TRUE);
+    if (!timed_out)
+        g_source_remove(id);
+    return ok;
+}
+
+typedef struct {
+    gboolean owned;
+    gboolean want_owned;
+    GSubprocess *process; /* fail fast if it exits */
+} NameWait;
+
+static void on_name_appeared(GDBusConnection *c, const char *name, const char *owner, gpointer p)
+{
+    ((NameWait *)p)->owned = TRUE;
+}
+
+static void on_name_vanished(GDBusConnection *c, const char *name, gpointer p)
+{
+    ((NameWait *)p)->owned = FALSE;
+}
+
+static gboolean name_wait_done(gpointer p)
+{
+    NameWait *w = p;
+    if (w->owned == w->want_owned)
+        return TRUE;
+    /* The process that should own the name died. */
+    return w->want_owned && w->process != NULL && g_subprocess_get_identifier(w->process) == NULL;
+}
+
+static gboolean wait_name(Harness *h, const char *name, gboolean owned, GSubprocess *process,
+                          guint timeout_ms)
+{
+    NameWait w = {.owned = !owned, .want_owned = owned, .process = process};
+    guint id = g_bus_watch_name_on_connection(h->connection, name, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                              on_name_appeared, on_name_vanished, &w, NULL);
+    gboolean ok = harness_wait(name_wait_done, &w, timeout_ms) && w.owned == owned;
+    g_bus_unwatch_name(id);
+    return ok;
+}
+
+typedef struct {
+    HarnessDaemon *d;
+    const char *property;
+    GVariant *value;
+} PropertyWait;
+
+static gboolean property_matches(gpointer p)
+{
+    PropertyWait *w = p;
+    g_autoptr(GVariant) current =
+        g_dbus_proxy_get_cached_property(G_DBUS_PROXY(w->d->proxy), w->property);
+    return current != NULL && g_variant_equal(current, w->value);
+}
+
+gboolean harness_wait_property(HarnessDaemon *d, const char *property, GVariant *value,
+                               guint timeout_ms)
+{
+    g_autoptr(GVariant) v = g_variant_ref_sink(value);
+    PropertyWait w = {d, property, v};
+    return harness_wait(property_matches, &w, timeout_ms);
+}
+
+typedef struct {
+    const char *path;
+    const char *needle;
+} FileWait;
+
+static gboolean file_contains(gpointer p)
+{
+    FileWait *w = p;
+    g_autofree char *text = NULL;
+    return g_file_get_contents(w->path, &text, NULL, NULL) && strstr(text, w->needle) != NULL;
+}
+
+static void on_file_changed(GFileMonitor *monitor, GFile *file, GFile *other,
+                            GFileMonitorEvent event, gpointer user_data)
+{
+    /* Waking the main context is all that is needed: the condition re-reads the file. */
+}
+
+gboolean harness_wait_file_contains(const char *path, const char *needle, guint timeout_ms)
+{
+    g_autoptr(GFile) file = g_file_new_for_path(path);
+    g_autoptr(GFileMonitor) monitor = g_file_monitor_file(file, G_FILE_MONITOR_NONE, NULL, NULL);
+    if (monitor != NULL)
+        g_signal_connect(monitor, "changed", G_CALLBACK(on_file_changed), NULL);
+    FileWait w = {path, needle};
+    return harness_wait(file_contains, &w, timeout_ms);
+}
+
+static gboolean never(gpointer p)
+{
+    return FALSE;
+}
+
+void harness_wait_sim_time(Harness *h, double sim_time)
+{
+    double remaining = (sim_time - harness_sim_now(h)) / h->speed;
+    if (remaining > 0)
+        harness_wait(never, NULL, (guint)(remaining * 1000.0) + 1);
+}
+
+/* ---- processes ---- */
+
+static void child_setup(gpointer user_data)
+{
+    /* If the test program dies (a failed assertion aborts it), take the child along. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static GSubprocess *spawn(Harness *h, const char *log_path, const char *const *argv)
+{
+    g_autoptr(GSubprocessLauncher) launcher =
+        g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
+    g_autoptr(GError) error = NULL;
+    g_subprocess_launcher_setenv(launcher, "PROX_SIM_CLOCK", h->sim_clock, TRUE);
+    g_subprocess_launcher_setenv(launcher, "G_DEBUG", "fatal-criticals", TRUE);
+    g_subprocess_launcher_setenv(launcher, "TZ", "UTC", TRUE);
+    g_subprocess_launcher_unsetenv(launcher, "PROXD_BUS_NAME");
+    g_subprocess_launcher_set_stdout_file_path(launcher, log_path);
+    g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
+    GSubprocess *p = g_subprocess_launcher_spawnv(launcher, argv, &error);
+    g_assert_no_error(error);
+    return p;
+}
+
+typedef struct {
+    gboolean done;
+} ExitWait;
+
+static void on_exited(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
+    ((ExitWait *)user_data)->done = TRUE;
+}
+
+static gboolean exit_done(gpointer p)
+{
+    return ((ExitWait *)p)->done;
+}
+
+/* SIGTERM, wait (SIGKILL after the timeout). Returns the exit status, -1 if killed. */
+static int terminate(GSubprocess *p)
+{
+    if (p == NULL)
+        return 0;
+    ExitWait w = {FALSE};
+    g_subprocess_wait_async(p, NULL, on_exited, &w);
+    g_subprocess_send_signal(p, SIGTERM);
+    if (!harness_wait(exit_done, &w, EXIT_TIMEOUT_MS)) {
+        g_subprocess_force_exit(p);
+        harness_wait(exit_done, &w, EXIT_TIMEOUT_MS);
+        return -1;
+    }
+    if (!g_subprocess_get_if_exited(p))
+        return -1;
+    return g_subprocess_get_exit_status(p);
+}
+
+static void print_log(const char *title, const char *path)
+{
+    g_autofree char *text = NULL;
+    if (path != NULL && g_file_get_contents(path, &text, NULL, NULL))
+        g_printerr("---- %s (%s) ----\n%s\n", title, path, text);
+}
+
+/* ---- harness ---- */
+
+static void daemon_free(HarnessDaemon *d);
+
+Harness *harness_new(const char *scenario, double speed)
+{
+    Harness *h = g_new0(Harness, 1);
+    g_autoptr(GError) error = NULL;
+
+    h->dir = g_dir_make_tmp("proxd-it-XXXXXX", &error);
+    g_assert_no_error(error);
+    g_test_message("test directory: %s", h->dir);
+    h->scenario_path = g_build_filename(env_or_fail("PROXD_SCENARIOS"), scenario, NULL);
+    h->truth_path = g_build_filename(h->dir, "truth.jsonl", NULL);
+    h->speed = speed;
+    gint64 real_now = g_get_real_time();
+    char speed_s[G_ASCII_DTOSTR_BUF_SIZE];
+    h->sim_clock =
+        g_strdup_printf("%" G_GINT64_FORMAT ".%06" G_GINT64_FORMAT ":%d:%s",
+                        real_now / G_USEC_PER_SEC, real_now % G_USEC_PER_SEC, HARNESS_SIM_EPOCH,
+                        g_ascii_dtostr(speed_s, sizeof speed_s, speed));
+    h->daemons = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_free);
+
+    h->bus = g_test_dbus_new(G_TEST_DBUS_NONE);
+    g_test_dbus_up(h->bus);
+    h->connection =
+        g_dbus_connection_new_for_address_sync(g_test_dbus_get_bus_address(h->bus),
+                                               G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                   G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                               NULL, NULL, &error);
+    g_assert_no_error(error);
+    return h;
+}
+
+double harness_sim_now(Harness *h)
+{
+    g_auto(GStrv) parts = g_strsplit(h->sim_clock, ":", 3);
+    double real_start = g_ascii_strtod(parts[0], NULL);
+    double sim_start = g_ascii_strtod(parts[1], NULL);
+    return sim_start + ((double)g_get_real_time() / G_USEC_PER_SEC - real_start) * h->speed;
+}
+
+void harness_start_fake(Harness *h)
+{
+    g_autofree char *log = g_strdup_printf("%s/fake-bluez-%u.log", h->dir, ++h->fake_starts);
+    const char *argv[] = {env_or_fail("FAKE_BLUEZ"),
+                          "--scenario",
+                          h->scenario_path,
+                          "--truth-log",
+                          h->truth_path,
+                          "--seed",
+                          "1",
+                          NULL};
+    g_assert_null(h->fake);
+    h->fake = spawn(h, log, argv);
+    if (!wait_name(h, FAKE_CONTROL_NAME, TRUE, h->fake, START_TIMEOUT_MS) ||
+        !wait_name(h, "org.bluez", TRUE, h->fake, START_TIMEOUT_MS)) {
+        print_log("fake-bluez", log);
+        g_error("fake-bluez did not come up");
+    }
+}
+
+void harness_stop_fake(Harness *h)
+{
+    int status = terminate(h->fake);
+    g_clear_object(&h->fake);
+    g_assert_cmpint(status, ==, 0);
+    g_assert_true(wait_name(h, "org.bluez", FALSE, NULL, START_TIMEOUT_MS));
+}
+
+static void on_daemon_properties(GDBusProxy *proxy, GVariant *changed,
+                                 const char *const *invalidated, gpointer user_data)
+{
+    HarnessDaemon *d = user_data;
+    gboolean value;
+    if (g_variant_lookup(changed, "Advertising", "b", &value) && value)
+        d->advertising_at = g_get_monotonic_time();
+    if (g_variant_lookup(changed, "Scanning", "b", &value) && value)
+        d->scanning_at = g_get_monotonic_time();
+}
+
+HarnessDaemon *harness_start_proxd(Harness *h, const char *name, guint adapter, const char *role,
+                                   const char *config)
+{
+    HarnessDaemon *d = g_new0(HarnessDaemon, 1);
+    g_autoptr(GError) error = NULL;
+    d->harness = h;
+    d->name = g_strdup(name);
+    d->adapter = adapter;
+    d->bus_name = g_strdup_printf("org.proxd.%s", name);
+    d->state_dir = g_build_filename(h->dir, name, NULL);
+    d->log_path = g_strdup_printf("%s/proxd-%s.log", h->dir, name);
+    d->config_path = g_strdup_printf("%s/proxd-%s.conf", h->dir, name);
+    g_file_set_contents(d->config_path, config != NULL ? config : "", -1, &error);
+    g_assert_no_error(error);
+
+    g_autofree char *adapter_arg = g_strdup_printf("--adapter=hci%u", adapter);
+    g_autofree char *role_arg = g_strdup_printf("--role=%s", role);
+    g_autofree char *state_arg = g_strdup_printf("--state-dir=%s", d->state_dir);
+    g_autofree char *config_arg = g_strdup_printf("--config=%s", d->config_path);
+    g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", d->bus_name);
+    const char *argv[] = {
+        env_or_fail("PROXD"), "--session", "--verbose", name_arg, adapter_arg, role_arg, state_arg,
+        config_arg,           NULL};
+    d->process = spawn(h, d->log_path, argv);
+    if (!wait_name(h, d->bus_name, TRUE, d->process, START_TIMEOUT_MS)) {
+        print_log(d->name, d->log_path);
+        g_error("proxd %s did not come up", name);
+    }
+    d->proxy =
+        proxd_dbus_manager1_proxy_new_sync(h->connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
+                                           d->bus_name, "/org/proxd", NULL, &error);
+    g_assert_no_error(error);
+    g_signal_connect(d->proxy, "g-properties-changed", G_CALLBACK(on_daemon_properties), d);
+    if (proxd_dbus_manager1_get_advertising(d->proxy))
+        d->advertising_at = g_get_monotonic_time();
+    if (proxd_dbus_manager1_get_scanning(d->proxy))
+        d->scanning_at = g_get_monotonic_time();
+    g_ptr_array_add(h->daemons, d);
+    return d;
+}
+
+void harness_stop_proxd(HarnessDaemon *d)
+{
+    if (d->process == NULL)
+        return;
+    int status = terminate(d->process);
+    g_clear_object(&d->process);
+    if (status != 0)
+        print_log(d->name, d->log_path);
+    g_assert_cmpint(status, ==, 0);
+}
+
+static void daemon_free(HarnessDaemon *d)
+{
+    g_clear_object(&d->proxy);
+    g_clear_object(&d->process);
+    g_free(d->name);
+    g_free(d->bus_name);
+    g_free(d->state_dir);
+    g_free(d->log_path);
+    g_free(d->config_path);
+    g_free(d);
+}
+
+static void remove_tree(const char *path)
+{
+    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+    const char *name;
+    while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+        g_autofree char *child = g_build_filename(path, name, NULL);
+        if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+            remove_tree(child);
+        else
+            g_unlink(child);
+    }
+    g_rmdir(path);
+}
+
+void harness_free(Harness *h)
+{
+    if (h == NULL)
+        return;
+    gboolean failed = g_test_failed();
+    for (guint i = 0; i < h->daemons->len; i++) {
+        HarnessDaemon *d = g_ptr_array_index(h->daemons, i);
+        if (d->process != NULL && terminate(d->process) != 0)
+            failed = TRUE;
+        g_clear_object(&d->process);
+    }
+    if (h->fake != NULL)
+        terminate(h->fake);
+    g_clear_object(&h->fake);
+    if (failed) {
+        for (guint i = 0; i < h->daemons->len; i++) {
+            HarnessDaemon *d = g_ptr_array_index(h->daemons, i);
+            print_log(d->name, d->log_path);
+        }
+        for (guint i = 1; i <= h->fake_starts; i++) {
+            g_autofree char *log = g_strdup_printf("%s/fake-bluez-%u.log", h->dir, i);
+            print_log("fake-bluez", log);
+        }
+    }
+    g_ptr_array_free(h->daemons, TRUE);
+    g_dbus_connection_close_sync(h->connection, NULL, NULL);
+    g_clear_object(&h->connection);
+    g_test_dbus_down(h->bus);
+    g_clear_object(&h->bus);
+    if (!failed)
+        remove_tree(h->dir);
+    else
+        g_printerr("test files kept in %s\n", h->dir);
+    g_free(h->dir);
+    g_free(h->scenario_path);
+    g_free(h->truth_path);
+    g_free(h->sim_clock);
+    g_free(h);
+}
+
+/* ---- the fake's control interface ---- */
+
+GVariant *harness_fake_call(Harness *h, const char *method, GVariant *parameters)
+{
+    g_autoptr(GError) error = NULL;
+    GVariant *reply = g_dbus_connection_call_sync(
+        h->connection, FAKE_CONTROL_NAME, FAKE_CONTROL_PATH, FAKE_CONTROL_IFACE, method, parameters,
+        NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+    g_assert_no_error(error);
+    return reply;
+}
+
+GVariant *harness_fake_advertisement(HarnessDaemon *d)
+{
+    g_autofree char *owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(d->proxy));
+    if (owner == NULL)
+        return NULL;
+    g_autoptr(GVariant) reply = harness_fake_call(d->harness, "ListAdvertisements", NULL);
+    g_autoptr(GVariant) list = g_variant_get_child_value(reply, 0);
+    for (gsize i = 0; i < g_variant_n_children(list); i++) {
+        g_autoptr(GVariant) ad = g_variant_get_child_value(list, i);
+        const char *ad_owner = NULL;
+        gboolean registered = FALSE;
+        g_variant_lookup(ad, "Owner", "&s", &ad_owner);
+        g_variant_lookup(ad, "Registered", "b", &registered);
+        if (registered && g_strcmp0(ad_owner, owner) == 0)
+            return g_steal_pointer(&ad);
+    }
+    return NULL;
+}
+
+GVariant *harness_fake_device(Harness *h, guint adapter)
+{
+    g_autoptr(GVariant) reply = harness_fake_call(h, "ListDevices", NULL);
+    g_autoptr(GVariant) list = g_variant_get_child_value(reply, 0);
+    for (gsize i = 0; i < g_variant_n_children(list); i++) {
+        g_autoptr(GVariant) dev = g_variant_get_child_value(list, i);
+        guint32 index = G_MAXUINT32;
+        g_variant_lookup(dev, "Adapter", "u", &index);
+        if (index == adapter)
+            return g_steal_pointer(&dev);
+    }
+    return NULL;
+}
+
+char *harness_advert_rpi_hex(GVariant *advert)
+{
+    g_autoptr(GVariant) sd = g_variant_lookup_value(advert, "ServiceData", G_VARIANT_TYPE("a{sv}"));
+    if (sd == NULL)
+        return NULL;
+    g_autoptr(GVariant) data = g_variant_lookup_value(sd, "0000fd6f-0000-1000-8000-00805f9b34fb",
+                                                      G_VARIANT_TYPE_BYTESTRING);
+    if (data == NULL)
+        return NULL;
+    gsize len;
+    const guint8 *bytes = g_variant_get_fixed_array(data, &len, 1);
+    return len >= 16 ? harness_hex(bytes, 16) : NULL;
+}
+
+GVariant *harness_sightings(HarnessDaemon *d)
+{
+    g_autoptr(GError) error = NULL;
+    GVariant *sightings = NULL;
+    proxd_dbus_manager1_call_get_sightings_sync(d->proxy, 1, G_MAXINT64, G_DBUS_CALL_FLAGS_NONE,
+                                                10000, &sightings, NULL, &error);
+    g_assert_no_error(error);
+    return sightings;
+}

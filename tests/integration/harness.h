@@ -1,0 +1,103 @@
+/* harness.h - integration test harness: a private dbus-daemon, the fake BlueZ radio world
+ * (tests/fake-bluez) and real proxd processes, all on a shared simulated clock.
+ *
+ * Nothing here sleeps: every wait iterates the main context until a D-Bus signal, a
+ * property change or a file makes a condition true, with a timeout that only bounds
+ * failures.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "proxd-dbus-generated.h"
+
+G_BEGIN_DECLS
+
+/* Simulated unix time at which every test world starts: 2026-01-15 08:00:00 UTC. */
+#define HARNESS_SIM_EPOCH 1768464000
+
+typedef struct Harness Harness;
+
+typedef struct {
+    Harness *harness;
+    char *name;     /* scenario device name, e.g. "alice" */
+    guint adapter;  /* hci<adapter> */
+    char *bus_name; /* org.proxd.<name> */
+    char *state_dir;
+    char *log_path;
+    char *config_path;
+    GSubprocess *process;
+    ProxdDbusManager1 *proxy; /* follows the name across restarts */
+    /* Monotonic time (us) of the last PropertiesChanged that set Advertising / Scanning to
+     * true, 0 before any: transitions are caught even when they flip back at once. */
+    gint64 advertising_at;
+    gint64 scanning_at;
+} HarnessDaemon;
+
+struct Harness {
+    GTestDBus *bus;
+    GDBusConnection *connection;
+    char *dir; /* per-test temporary directory, removed unless the test failed */
+    char *scenario_path;
+    char *truth_path;
+    char *sim_clock; /* PROX_SIM_CLOCK value shared by every process */
+    double speed;
+    GSubprocess *fake;
+    guint fake_starts;
+    GPtrArray *daemons; /* HarnessDaemon */
+};
+
+/* Starts a private bus and prepares a world for `scenario` (a file name in
+ * tests/scenarios/) running `speed` times faster than real time. */
+Harness *harness_new(const char *scenario, double speed);
+/* Stops every process (SIGTERM, then waits), prints their logs if the test failed, and
+ * tears the bus down. */
+void harness_free(Harness *h);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Harness, harness_free)
+
+/* Starts fake-bluez and waits for it to own org.bluez. */
+void harness_start_fake(Harness *h);
+/* Stops fake-bluez the way bluetoothd exits (SIGTERM) and waits until org.bluez is gone. */
+void harness_stop_fake(Harness *h);
+
+/* Starts proxd for scenario device `name` on hci<adapter> in `role`, with `config` (key
+ * file text, may be NULL) written to its configuration file. Waits until it owns its bus
+ * name. */
+HarnessDaemon *harness_start_proxd(Harness *h, const char *name, guint adapter, const char *role,
+                                   const char *config);
+/* SIGTERM; waits for the exit and asserts status 0. */
+void harness_stop_proxd(HarnessDaemon *d);
+
+/* Simulated unix seconds now. */
+double harness_sim_now(Harness *h);
+
+typedef gboolean (*HarnessCondition)(gpointer user_data);
+/* Iterates the default main context until `cond` holds; FALSE after timeout_ms. */
+gboolean harness_wait(HarnessCondition cond, gpointer user_data, guint timeout_ms);
+/* Waits until the daemon's cached property `property` equals `value` (consumed). */
+gboolean harness_wait_property(HarnessDaemon *d, const char *property, GVariant *value,
+                               guint timeout_ms);
+
+/* Waits until the file at `path` contains `needle` (a GFileMonitor wakes the wait). */
+gboolean harness_wait_file_contains(const char *path, const char *needle, guint timeout_ms);
+/* Waits until the simulated clock reaches `sim_time` (unix seconds): the scenario's
+ * timeline has played out up to there. */
+void harness_wait_sim_time(Harness *h, double sim_time);
+
+/* Calls a method of the fake's control interface (org.proxd.FakeBluez1); asserts success. */
+GVariant *harness_fake_call(Harness *h, const char *method, GVariant *parameters);
+/* The fake's registration record of `d`'s advertisement (ListAdvertisements entry whose
+ * Owner is d's unique name and which is still registered), or NULL. */
+GVariant *harness_fake_advertisement(HarnessDaemon *d);
+/* The fake's ListDevices entry for hci<adapter>, or NULL. */
+GVariant *harness_fake_device(Harness *h, guint adapter);
+
+/* The 16-byte RPI in an advertisement record's ServiceData, as lower-case hex. */
+char *harness_advert_rpi_hex(GVariant *advert);
+
+/* Sightings from d's GetSightings over all time: a(ayayttunnn). */
+GVariant *harness_sightings(HarnessDaemon *d);
+
+char *harness_hex(const guint8 *bytes, gsize len);
+
+G_END_DECLS
