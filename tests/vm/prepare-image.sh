@@ -42,7 +42,7 @@ resolve_kernel_package() {
 
 stamp_of() { sha256sum "$here/prepare-image.sh" | cut -d' ' -f1; }
 
-# Serialise concurrent runs (vm-dual and vm-le may start together).
+# Serialise concurrent runs (two modes started by hand at once).
 exec 9>"$cache/.lock"
 flock 9
 
@@ -60,10 +60,9 @@ pkg=$(resolve_kernel_package)
 img="$cache/$pkg"
 log "building $img"
 rm -rf "$img"
-mkdir -p "$img/dl"
-deb=$(find "$cache/dl" -maxdepth 1 -name "${pkg}_*.deb" -print -quit 2>/dev/null || true)
+mkdir -p "$img" "$cache/dl"
+deb=$(find "$cache/dl" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
 if [ -z "$deb" ]; then
-  mkdir -p "$cache/dl"
   (cd "$cache/dl" && apt-get download -o APT::Sandbox::User=root "$pkg" >&2) || {
     log "apt-get download $pkg failed; refreshing apt lists and retrying"
     apt-get update -qq >&2
@@ -71,7 +70,6 @@ if [ -z "$deb" ]; then
   }
   deb=$(find "$cache/dl" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
 fi
-rmdir "$img/dl"
 # Keep only the package this image uses.
 find "$cache/dl" -maxdepth 1 -name '*.deb' ! -name "${pkg}_*.deb" -delete
 
@@ -126,7 +124,7 @@ cat >"$root/init" <<'EOF'
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-fail() { echo "initramfs: $*" >/dev/console; echo o >/proc/sysrq-trigger; sleep 60; }
+fail() { echo "initramfs: $*" >/dev/console; poweroff -f; }
 while read -r m; do insmod "/modules/$m" || fail "insmod $m failed"; done </modules/order
 opts=trans=virtio,version=9p2000.L,msize=262144
 mount -t 9p -o "$opts,ro,cache=loose" hostroot /newroot || fail "cannot mount the host root"

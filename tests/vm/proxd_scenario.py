@@ -189,6 +189,17 @@ def gaen_payload(seg):
 
 
 def run(res, loop, bus, bluez, bluetoothd, adapters, env):
+    daemons = []
+    try:
+        scenario(res, loop, bus, bluez, bluetoothd, adapters, env, daemons)
+    finally:
+        # Whatever happened, stop them before bluetoothd goes (their logs stay readable).
+        for p in daemons:
+            if p.proc and p.alive():
+                p.terminate()
+
+
+def scenario(res, loop, bus, bluez, bluetoothd, adapters, env, daemons):
     exe = env["VM_PROXD"]
     cap = btsnoop.Capture(CAPTURE)
 
@@ -203,9 +214,10 @@ def run(res, loop, bus, bluez, bluetoothd, adapters, env):
         """loop.wait that gives up, failing the scenario, as soon as a proxd dies."""
         r = loop.wait(lambda: died() or cond(), timeout, poll)
         dead = died()
-        res.require("proxd running", not dead, "; ".join(
-            "proxd %s %s" % (n["label"], describe_status(n["proxd"].exit_status))
-            for n in dead))
+        if dead:
+            res.require("proxd keeps running", False, "; ".join(
+                "proxd %s %s" % (n["label"], describe_status(n["proxd"].exit_status))
+                for n in dead))
         return r
 
     def capture_until(cond, timeout):
@@ -225,6 +237,7 @@ def run(res, loop, bus, bluez, bluetoothd, adapters, env):
     res.require("btmon capture has both controllers",
                 all(n["index"] is not None for n in nodes),
                 {n["label"]: (n["path"], n["addr"], n["index"]) for n in nodes})
+    daemons.extend(n["proxd"] for n in nodes)
     A, B = nodes
     # Only what happens from now on is proxd's (the capture also holds the BlueZ-only check).
     t_wall0 = time.time()

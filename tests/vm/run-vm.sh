@@ -8,8 +8,8 @@
 #   dual: btvirt -l2     (BR/EDR + LE, BT 5.x, extended advertising)
 #   le:   btvirt -l2 -L  (LE-only, legacy advertising)
 # Exit: 0 passed, 1 failed (the guest's logs are printed), 77 skipped (qemu cannot run here).
-# Environment: PROXD_VM_CACHE (default /var/tmp/proxd-vm), PROXD_VM_SMP, PROXD_VM_KEEP=1
-# (keep going after a failure is printed; the results directory is always kept).
+# Environment: PROXD_VM_CACHE (image cache, default /var/tmp/proxd-vm), PROXD_VM_SMP (guest
+# CPUs, default 1). The results directory is kept after every run.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
