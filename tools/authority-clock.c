@@ -1,4 +1,4 @@
-/* authority-clock.c - "now" for the health-authority tools: real, pinned, or from a file. */
+/* authority-clock.c - "now" for the health-authority tools: wall, simulated or pinned. */
 #define G_LOG_DOMAIN "prox-authority"
 
 #include "authority-clock.h"
@@ -46,60 +46,28 @@ gboolean authority_clock_parse_time(const char *text, gint64 *out, GError **erro
     return TRUE;
 }
 
-gboolean authority_clock_init(AuthorityClock *clock, const char *now_option,
-                              const char *clock_file_option, GError **error)
+gboolean authority_clock_init(AuthorityClock *clock, const char *now_option, GError **error)
 {
     memset(clock, 0, sizeof *clock);
-    if (now_option != NULL && clock_file_option != NULL) {
-        g_set_error_literal(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
-                            "--now and --clock-file exclude each other");
-        return FALSE;
-    }
     if (now_option != NULL) {
-        if (!authority_clock_parse_time(now_option, &clock->fixed_now, error))
-            return FALSE;
         clock->fixed = TRUE;
+        return authority_clock_parse_time(now_option, &clock->fixed_now, error);
     }
-    if (clock_file_option != NULL) {
-        clock->file = g_strdup(clock_file_option);
-        gint64 probe = 0;
-        if (!authority_clock_now(clock, &probe, error)) {
-            authority_clock_clear(clock);
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
-void authority_clock_clear(AuthorityClock *clock)
-{
-    g_clear_pointer(&clock->file, g_free);
-    clock->fixed = FALSE;
-}
-
-gboolean authority_clock_now(const AuthorityClock *clock, gint64 *now, GError **error)
-{
-    if (clock->fixed) {
-        *now = clock->fixed_now;
-        return TRUE;
-    }
-    if (clock->file == NULL) {
-        *now = g_get_real_time() / G_USEC_PER_SEC;
-        return TRUE;
-    }
-    g_autofree char *text = NULL;
     g_autoptr(GError) local = NULL;
-    if (!g_file_get_contents(clock->file, &text, NULL, &local)) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_IO, "clock file: %s", local->message);
-        return FALSE;
-    }
-    g_strstrip(text);
-    if (!parse_int64(text, now) || *now < 0) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
-                    "clock file %s does not hold a unix time in seconds", clock->file);
+    if (!prox_sim_clock_init_from_env(&clock->sim, &local)) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT, "%s", local->message);
         return FALSE;
     }
     return TRUE;
+}
+
+gint64 authority_clock_now(const AuthorityClock *clock)
+{
+    if (clock->fixed)
+        return clock->fixed_now;
+    /* floor, also for the (theoretical) negative case */
+    gint64 us = prox_sim_clock_now_us(&clock->sim);
+    return us >= 0 ? us / G_USEC_PER_SEC : -((-us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
 }
 
 gboolean authority_parse_duration(const char *text, gint64 *seconds, GError **error)
@@ -126,8 +94,7 @@ gboolean authority_parse_duration(const char *text, gint64 *seconds, GError **er
         }
     }
     g_autofree char *digits = len >= 2 ? g_strndup(text, len - 1) : NULL;
-    if (unit == 0 || digits[0] == '-' || !parse_int64(digits, &n) || n <= 0 ||
-        n > G_MAXINT32) {
+    if (unit == 0 || digits[0] == '-' || !parse_int64(digits, &n) || n <= 0 || n > G_MAXINT32) {
         g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
                     "duration \"%s\" is not a positive number followed by s, m, h or d", text);
         return FALSE;

@@ -1,10 +1,12 @@
 /* authority-clock.h - where the health-authority tools get "now" from.
  *
- * Real time by default. Tests pin it (--now), and a simulated world can drive it through a
- * clock file that holds the current unix time in decimal seconds (--clock-file), re-read on
- * every call so the simulator can move it while the server runs.
+ * The wall clock, or a simulated world's clock when PROX_SIM_CLOCK is set (the contract of
+ * daemon/prox-sim-clock.h that proxd and the fake radio world follow too), or a fixed time
+ * given with --now (tests).
  */
 #pragma once
+
+#include "prox-sim-clock.h"
 
 #include <glib.h>
 
@@ -13,21 +15,19 @@ G_BEGIN_DECLS
 typedef struct {
     gboolean fixed; /* when TRUE, fixed_now is the time */
     gint64 fixed_now;
-    char *file; /* or, when non-NULL, this file holds the time */
+    ProxSimClock sim; /* else this (the identity clock without PROX_SIM_CLOCK) */
 } AuthorityClock;
 
 /* Parses a --now value: "@UNIXSECONDS" or an ISO 8601 date-time with a zone
  * ("2020-05-20T10:00:00Z"). */
 gboolean authority_clock_parse_time(const char *text, gint64 *out, GError **error);
 
-/* Sets the clock from the --now / --clock-file option values (either may be NULL; both
- * together are refused). */
-gboolean authority_clock_init(AuthorityClock *clock, const char *now_option,
-                              const char *clock_file_option, GError **error);
-void authority_clock_clear(AuthorityClock *clock);
+/* A fixed clock for a --now value, else the one PROX_SIM_CLOCK describes (a malformed
+ * PROX_SIM_CLOCK is an error). */
+gboolean authority_clock_init(AuthorityClock *clock, const char *now_option, GError **error);
 
-/* The current unix time. Fails only for a clock file that cannot be read or parsed. */
-gboolean authority_clock_now(const AuthorityClock *clock, gint64 *now, GError **error);
+/* The current unix time in seconds. */
+gint64 authority_clock_now(const AuthorityClock *clock);
 
 /* Parses a duration "N" followed by s, m, h or d ("24h"). */
 gboolean authority_parse_duration(const char *text, gint64 *seconds, GError **error);

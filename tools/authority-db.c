@@ -169,14 +169,13 @@ static gboolean migrate(AuthorityDb *db, GError **error)
             return FALSE;
         }
     } else if (app_id != AUTHORITY_DB_APPLICATION_ID) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_STORE,
-                    "%s is not a prox-authority database", db->path);
+        g_set_error(error, PROX_ERROR, PROX_ERROR_STORE, "%s is not a prox-authority database",
+                    db->path);
         return FALSE;
     }
     if (version > AUTHORITY_DB_SCHEMA_VERSION) {
         g_set_error(error, PROX_ERROR, PROX_ERROR_STORE,
-                    "%s has schema version %" G_GINT64_FORMAT
-                    ", newer than this program's %d",
+                    "%s has schema version %" G_GINT64_FORMAT ", newer than this program's %d",
                     db->path, version, AUTHORITY_DB_SCHEMA_VERSION);
         return FALSE;
     }
@@ -215,8 +214,7 @@ static gboolean pepper_create(const char *path, uint8_t pepper[AUTHORITY_PEPPER_
     return ok;
 }
 
-static gboolean pepper_load(const char *path, uint8_t pepper[AUTHORITY_PEPPER_LEN],
-                            GError **error)
+static gboolean pepper_load(const char *path, uint8_t pepper[AUTHORITY_PEPPER_LEN], GError **error)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -232,8 +230,8 @@ static gboolean pepper_load(const char *path, uint8_t pepper[AUTHORITY_PEPPER_LE
     close(fd);
     if (!ok)
         g_set_error(error, PROX_ERROR, PROX_ERROR_IO,
-                    "%s is not a %d-byte pepper file that only its owner and group can read",
-                    path, AUTHORITY_PEPPER_LEN);
+                    "%s is not a %d-byte pepper file that only its owner and group can read", path,
+                    AUTHORITY_PEPPER_LEN);
     return ok;
 }
 
@@ -276,8 +274,8 @@ static gboolean pepper_setup(AuthorityDb *db, GError **error)
         }
         return TRUE;
     }
-    stmt = authority_db_statement(
-        db, "INSERT INTO meta (name, value) VALUES ('pepper_check', ?1)", error);
+    stmt = authority_db_statement(db, "INSERT INTO meta (name, value) VALUES ('pepper_check', ?1)",
+                                  error);
     if (stmt == NULL)
         return FALSE;
     sqlite3_bind_blob(stmt, 1, computed, sizeof computed, SQLITE_TRANSIENT);
@@ -318,8 +316,7 @@ AuthorityDb *authority_db_open(const char *path, GError **error)
     if (sqlite3_step(stmt) != SQLITE_ROW ||
         g_ascii_strcasecmp((const char *)sqlite3_column_text(stmt, 0), "wal") != 0) {
         sqlite3_reset(stmt);
-        g_set_error(error, PROX_ERROR, PROX_ERROR_STORE, "%s: cannot switch to WAL journal",
-                    path);
+        g_set_error(error, PROX_ERROR, PROX_ERROR_STORE, "%s: cannot switch to WAL journal", path);
         return NULL;
     }
     sqlite3_reset(stmt);
@@ -356,8 +353,8 @@ void authority_db_code_hash(AuthorityDb *db, const char *code,
 }
 
 gboolean authority_db_code_insert(AuthorityDb *db, const char *code, gint64 onset_day,
-                                  ProxReportType report_type, gint64 issued_at,
-                                  gint64 expires_at, GError **error)
+                                  ProxReportType report_type, gint64 issued_at, gint64 expires_at,
+                                  GError **error)
 {
     uint8_t hash[AUTHORITY_CODE_HASH_LEN];
     authority_db_code_hash(db, code, hash);
@@ -387,8 +384,7 @@ gboolean authority_db_code_claim(AuthorityDb *db, const char *code, gint64 now,
     uint8_t hash[AUTHORITY_CODE_HASH_LEN];
     authority_db_code_hash(db, code, hash);
     sqlite3_stmt *stmt = authority_db_statement(
-        db, "SELECT onset_day, report_type, expires_at, used_at FROM codes WHERE hash = ?1",
-        error);
+        db, "SELECT onset_day, report_type, expires_at, used_at FROM codes WHERE hash = ?1", error);
     if (stmt == NULL)
         return FALSE;
     sqlite3_bind_blob(stmt, 1, hash, sizeof hash, SQLITE_TRANSIENT);
@@ -430,8 +426,8 @@ gboolean authority_db_code_claim(AuthorityDb *db, const char *code, gint64 now,
 }
 
 gboolean authority_db_keys_insert(AuthorityDb *db, const ProxDiagnosisKey *keys, size_t n,
-                                  gint64 uploaded_at, AuthorityKeySource source,
-                                  guint *inserted, GError **error)
+                                  gint64 uploaded_at, AuthorityKeySource source, guint *inserted,
+                                  GError **error)
 {
     *inserted = 0;
     sqlite3_stmt *stmt = authority_db_statement(

@@ -52,8 +52,8 @@ void authority_db_code_hash(AuthorityDb *db, const char *code,
 /* Stores a new code (normalized) with its case's onset day (days since 1970-01-01 UTC) and
  * report type. */
 gboolean authority_db_code_insert(AuthorityDb *db, const char *code, gint64 onset_day,
-                                  ProxReportType report_type, gint64 issued_at,
-                                  gint64 expires_at, GError **error);
+                                  ProxReportType report_type, gint64 issued_at, gint64 expires_at,
+                                  GError **error);
 
 typedef enum {
     AUTHORITY_CODE_VALID,
@@ -83,7 +83,7 @@ typedef enum {
 /* Inside the caller's transaction. A key whose key data is already stored is skipped (a case
  * that reports twice, or an import of keys that were uploaded): *inserted counts new keys. */
 gboolean authority_db_keys_insert(AuthorityDb *db, const ProxDiagnosisKey *keys, size_t n,
-                                  gint64 uploaded_at, AuthorityKeySource source,
-                                  guint *inserted, GError **error);
+                                  gint64 uploaded_at, AuthorityKeySource source, guint *inserted,
+                                  GError **error);
 
 G_END_DECLS

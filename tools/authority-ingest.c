@@ -57,15 +57,14 @@ gboolean authority_ingest_upload(AuthorityDb *db, const AuthorityUpload *upload,
         keys[i].has_days_since_onset = TRUE;
         keys[i].days_since_onset = authority_days_since_onset(&keys[i].tek, code_case.onset_day);
     }
-    if (!authority_db_keys_insert(db, keys, n, now, AUTHORITY_KEY_SOURCE_UPLOAD, inserted,
-                                  &local))
+    if (!authority_db_keys_insert(db, keys, n, now, AUTHORITY_KEY_SOURCE_UPLOAD, inserted, &local))
         return unavailable(error, local);
     return TRUE;
 }
 
 gboolean authority_ingest_import(AuthorityDb *db, const AuthorityUpload *upload,
-                                 ProxReportType default_type, gboolean has_onset,
-                                 gint64 onset_day, gint64 now, guint *inserted, GError **error)
+                                 ProxReportType default_type, gboolean has_onset, gint64 onset_day,
+                                 gint64 now, guint *inserted, GError **error)
 {
     guint n = upload->keys->len;
     g_autofree ProxDiagnosisKey *keys = g_memdup2(upload->keys->data, n * sizeof *keys);
@@ -79,8 +78,7 @@ gboolean authority_ingest_import(AuthorityDb *db, const AuthorityUpload *upload,
     }
     if (!authority_db_exec(db, "BEGIN IMMEDIATE", error))
         return FALSE;
-    if (!authority_db_keys_insert(db, keys, n, now, AUTHORITY_KEY_SOURCE_IMPORT, inserted,
-                                  error) ||
+    if (!authority_db_keys_insert(db, keys, n, now, AUTHORITY_KEY_SOURCE_IMPORT, inserted, error) ||
         !authority_db_exec(db, "COMMIT", error)) {
         sqlite3_exec(authority_db_sqlite(db), "ROLLBACK", NULL, NULL, NULL);
         return FALSE;
@@ -180,8 +178,7 @@ static gpointer writer_main(gpointer data)
     return NULL;
 }
 
-AuthorityIngest *authority_ingest_new(const char *db_path, GMainContext *context,
-                                      GError **error)
+AuthorityIngest *authority_ingest_new(const char *db_path, GMainContext *context, GError **error)
 {
     AuthorityDb *db = authority_db_open(db_path, error);
     if (db == NULL)

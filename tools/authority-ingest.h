@@ -23,8 +23,8 @@ gboolean authority_ingest_upload(AuthorityDb *db, const AuthorityUpload *upload,
 /* The authority's own keys, in a transaction of their own. A key's reportType defaults to
  * default_type; its days since onset, when absent, is computed from onset_day if has_onset. */
 gboolean authority_ingest_import(AuthorityDb *db, const AuthorityUpload *upload,
-                                 ProxReportType default_type, gboolean has_onset,
-                                 gint64 onset_day, gint64 now, guint *inserted, GError **error);
+                                 ProxReportType default_type, gboolean has_onset, gint64 onset_day,
+                                 gint64 now, guint *inserted, GError **error);
 
 typedef struct _AuthorityIngest AuthorityIngest;
 
@@ -33,8 +33,7 @@ typedef struct _AuthorityIngest AuthorityIngest;
 typedef void (*AuthorityIngestDone)(guint inserted, const GError *error, gpointer user_data);
 
 /* Starts the writer thread with its own connection to the database at db_path. */
-AuthorityIngest *authority_ingest_new(const char *db_path, GMainContext *context,
-                                      GError **error);
+AuthorityIngest *authority_ingest_new(const char *db_path, GMainContext *context, GError **error);
 
 /* Queues a checked upload (taking it) received at `now`. */
 void authority_ingest_submit(AuthorityIngest *ingest, AuthorityUpload *upload, gint64 now,

@@ -19,6 +19,7 @@ void authority_publish_options_init(AuthorityPublishOptions *options)
 {
     memset(options, 0, sizeof *options);
     options->min_keys = AUTHORITY_PUBLISH_DEFAULT_MIN_KEYS;
+    options->padding_jitter = AUTHORITY_PUBLISH_DEFAULT_PADDING_JITTER;
     options->keep_days = AUTHORITY_PUBLISH_DEFAULT_KEEP_DAYS;
     options->embargo = AUTHORITY_PUBLISH_DEFAULT_EMBARGO;
     options->max_keys_per_file = AUTHORITY_PUBLISH_DEFAULT_MAX_KEYS_PER_FILE;
@@ -34,6 +35,8 @@ GOptionEntry *authority_publish_option_entries(AuthorityPublishOptions *options)
     const GOptionEntry entries[] = {
         {"min-keys", 0, 0, G_OPTION_ARG_INT, &options->min_keys,
          "Pad each run's files with random keys up to N keys (default 1000)", "N"},
+        {"padding-jitter", 0, 0, G_OPTION_ARG_INT, &options->padding_jitter,
+         "Pad to a random 0..N keys more than --min-keys (default 100)", "N"},
         {"keep-days", 0, 0, G_OPTION_ARG_INT, &options->keep_days,
          "Delete files (and their keys) older than DAYS (default 14)", "DAYS"},
         {"embargo", 0, 0, G_OPTION_ARG_INT64, &options->embargo,
@@ -47,12 +50,13 @@ GOptionEntry *authority_publish_option_entries(AuthorityPublishOptions *options)
     return g_memdup2(entries, sizeof entries);
 }
 
-gboolean authority_publish_options_check(const AuthorityPublishOptions *options,
-                                         GError **error)
+gboolean authority_publish_options_check(const AuthorityPublishOptions *options, GError **error)
 {
     const char *bad = NULL;
     if (options->min_keys < 0 || options->min_keys > 10000000)
         bad = "--min-keys must be 0..10000000";
+    else if (options->padding_jitter < 0 || options->padding_jitter > 1000000)
+        bad = "--padding-jitter must be 0..1000000";
     else if (options->keep_days < 1 || options->keep_days > 365)
         bad = "--keep-days must be 1..365";
     else if (options->embargo < 0 || options->embargo > 7 * DAY_SECONDS)
@@ -175,8 +179,8 @@ static gboolean pending_load(AuthorityDb *db, gint64 now, gint64 embargo, Pendin
         gint64 id = sqlite3_column_int64(stmt, 0);
         if (sqlite3_column_bytes(stmt, 1) != PROX_KEY_LEN) {
             sqlite3_reset(stmt);
-            g_set_error(error, PROX_ERROR, PROX_ERROR_STORE, "key row %" G_GINT64_FORMAT
-                        " has key data of the wrong length", id);
+            g_set_error(error, PROX_ERROR, PROX_ERROR_STORE,
+                        "key row %" G_GINT64_FORMAT " has key data of the wrong length", id);
             return FALSE;
         }
         memcpy(k.tek.key, sqlite3_column_blob(stmt, 1), PROX_KEY_LEN);
@@ -196,21 +200,22 @@ static gboolean pending_load(AuthorityDb *db, gint64 now, gint64 embargo, Pendin
     return TRUE;
 }
 
-/* Uniform in [0, n) from 64 random bits (Lemire's multiply-shift; bias below 2^-40 for the
- * n here, which no observer of a key list can measure). */
+/* Uniform in [0, n) from 64 random bits: the modulo bias is below n / 2^64 (2^-40 for ten
+ * million keys), which no observer of a key list can measure. */
 static guint random_below(uint64_t r, guint n)
 {
-    return (guint)(((unsigned __int128)r * n) >> 64);
+    return (guint)(r % n);
 }
 
 /* Real keys plus fake ones, shuffled. A fake copies every field but the key data from a real
  * key of the same run (as GAEN's reference server does), so no field tells it apart. The
  * random numbers come from one ChaCha20 stream with a fresh random seed: a million
  * getrandom() calls would cost more than the whole rest of publishing. */
-static GArray *padded_keys(const GArray *real, guint min_keys, guint *padding)
+static GArray *padded_keys(const GArray *real, guint min_keys, guint jitter, guint *padding)
 {
     guint n = real->len;
-    *padding = n < min_keys ? min_keys - n : 0;
+    guint target = min_keys + (jitter > 0 ? randombytes_uniform(jitter + 1) : 0);
+    *padding = n < target ? target - n : 0;
     guint total = n + *padding;
     GArray *all = g_array_sized_new(FALSE, FALSE, sizeof(ProxDiagnosisKey), total);
     g_array_append_vals(all, real->data, n);
@@ -269,13 +274,14 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
     if (!query_int(db, "SELECT coalesce(max(id), 0) + 1 FROM publish_runs", &run_id, error))
         return FALSE;
     guint padding = 0;
-    g_autoptr(GArray) all = padded_keys(pending->keys, (guint)options->min_keys, &padding);
+    g_autoptr(GArray) all = padded_keys(pending->keys, (guint)options->min_keys,
+                                        (guint)options->padding_jitter, &padding);
     guint per_file = (guint)options->max_keys_per_file;
     guint n_files = (all->len + per_file - 1) / per_file;
     if (n_files > AUTHORITY_PUBLISH_MAX_FILES_PER_RUN) {
         g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
-                    "%u keys need %u files of %u keys; at most %d files per run", all->len,
-                    n_files, per_file, AUTHORITY_PUBLISH_MAX_FILES_PER_RUN);
+                    "%u keys need %u files of %u keys; at most %d files per run", all->len, n_files,
+                    per_file, AUTHORITY_PUBLISH_MAX_FILES_PER_RUN);
         return FALSE;
     }
 
@@ -437,8 +443,8 @@ static gboolean index_update(AuthorityDb *db, const char *out_dir, GHashTable *n
     g_autofree char *index_path = g_build_filename(out_dir, AUTHORITY_INDEX_NAME, NULL);
     g_autofree char *current = NULL;
     gsize current_len = 0;
-    if (g_file_get_contents(index_path, &current, &current_len, NULL) &&
-        current_len == text->len && memcmp(current, text->str, text->len) == 0)
+    if (g_file_get_contents(index_path, &current, &current_len, NULL) && current_len == text->len &&
+        memcmp(current, text->str, text->len) == 0)
         return TRUE;
     if (!authority_write_file_atomic(index_path, text->str, text->len, 0644, error))
         return FALSE;

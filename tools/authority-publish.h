@@ -7,7 +7,8 @@
  *     ended more than keep_days ago unpublished, and codes that expired that long ago;
  *  3. takes the unpublished keys whose rolling period ended at least `embargo` seconds ago
  *     (a device may keep broadcasting a key's last RPI until its next rotation, up to
- *     PROX_ROTATION_MAX_SECONDS later), pads them with fake keys up to min_keys, shuffles,
+ *     PROX_ROTATION_MAX_SECONDS later), pads them with fake keys up to min_keys (plus a
+ *     random 0..padding_jitter), shuffles,
  *     and writes them as signed export zips of at most max_keys_per_file keys each, named
  *     "<run time, 10 digits>-<run id, 8 digits>-<batch number, 4 digits>.zip" so names sort
  *     by time; each file is written to a temporary name, fsynced and renamed, then the
@@ -32,9 +33,12 @@ G_BEGIN_DECLS
 
 #define AUTHORITY_INDEX_NAME "index.txt"
 #define AUTHORITY_LOCK_NAME ".publish.lock"
-/* 1000 keys cost a device ~30 KB per file and hide any count below ~70 reporters (at 14 keys
- * each); GAEN's reference server pads to the same. */
+/* 1000 keys cost a device ~19 KB per file and hide any count below ~70 reporters (at 14 keys
+ * each). */
 #define AUTHORITY_PUBLISH_DEFAULT_MIN_KEYS 1000
+/* Padding goes to min_keys plus a random 0..jitter more, so that a file's size does not say
+ * whether it was padded (GAEN's reference server: 1000 and 100, too). */
+#define AUTHORITY_PUBLISH_DEFAULT_PADDING_JITTER 100
 #define AUTHORITY_PUBLISH_DEFAULT_KEEP_DAYS 14
 #define AUTHORITY_PUBLISH_DEFAULT_EMBARGO 1200
 /* ~3 MB files: small enough for a phone to fetch and verify in one go. */
@@ -43,6 +47,7 @@ G_BEGIN_DECLS
 
 typedef struct {
     gint min_keys;
+    gint padding_jitter;
     gint keep_days;
     gint64 embargo; /* seconds */
     gint max_keys_per_file;
@@ -51,11 +56,11 @@ typedef struct {
 
 void authority_publish_options_init(AuthorityPublishOptions *options);
 void authority_publish_options_clear(AuthorityPublishOptions *options);
-/* --min-keys, --keep-days, --embargo, --max-keys-per-file, --region, writing into options;
+/* --min-keys, --padding-jitter, --keep-days, --embargo, --max-keys-per-file, --region,
+ * writing into options;
  * free with g_free. */
 GOptionEntry *authority_publish_option_entries(AuthorityPublishOptions *options);
-gboolean authority_publish_options_check(const AuthorityPublishOptions *options,
-                                         GError **error);
+gboolean authority_publish_options_check(const AuthorityPublishOptions *options, GError **error);
 
 typedef struct {
     guint files_written;

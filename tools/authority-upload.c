@@ -213,9 +213,8 @@ static gboolean key_parse(JsonNode *node, guint index, ProxDiagnosisKey *key, GE
                  AUTHORITY_REJECT_BAD_ROLLING_START, &start, error) ||
         !key_int(object, index, "rollingPeriod", FALSE, PROX_TEK_ROLLING_PERIOD, 1,
                  PROX_MAX_ROLLING_PERIOD, AUTHORITY_REJECT_BAD_ROLLING_PERIOD, &period, error) ||
-        !key_int(object, index, "transmissionRisk", FALSE, 0, 0,
-                 PROX_EXPORT_MAX_TRANSMISSION_RISK, AUTHORITY_REJECT_BAD_TRANSMISSION_RISK, &risk,
-                 error) ||
+        !key_int(object, index, "transmissionRisk", FALSE, 0, 0, PROX_EXPORT_MAX_TRANSMISSION_RISK,
+                 AUTHORITY_REJECT_BAD_TRANSMISSION_RISK, &risk, error) ||
         !key_report_type(object, index, &key->report_type, error) ||
         !key_int(object, index, "daysSinceOnsetOfSymptoms", FALSE, 0, AUTHORITY_DSOS_MIN,
                  AUTHORITY_DSOS_MAX, AUTHORITY_REJECT_BAD_DAYS_SINCE_ONSET, &dsos, error))
@@ -244,7 +243,8 @@ gboolean authority_upload_check_keys(const ProxDiagnosisKey *keys, size_t n, gin
     }
     gint64 now_interval = prox_interval_number(now);
     gint64 today_start = (now_interval / PROX_TEK_ROLLING_PERIOD) * PROX_TEK_ROLLING_PERIOD;
-    gint64 min_start = today_start - (gint64)AUTHORITY_UPLOAD_MAX_AGE_DAYS * PROX_TEK_ROLLING_PERIOD;
+    gint64 min_start =
+        today_start - (gint64)AUTHORITY_UPLOAD_MAX_AGE_DAYS * PROX_TEK_ROLLING_PERIOD;
     for (size_t i = 0; i < n; i++) {
         const ProxTek *tek = &keys[i].tek;
         if (tek->rolling_period < 1 || tek->rolling_period > PROX_MAX_ROLLING_PERIOD) {
@@ -264,8 +264,7 @@ gboolean authority_upload_check_keys(const ProxDiagnosisKey *keys, size_t n, gin
         }
         if ((gint64)tek->rolling_start < min_start) {
             g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_KEY_TOO_OLD,
-                        "key %zu: starts more than %d days ago", i,
-                        AUTHORITY_UPLOAD_MAX_AGE_DAYS);
+                        "key %zu: starts more than %d days ago", i, AUTHORITY_UPLOAD_MAX_AGE_DAYS);
             return FALSE;
         }
         for (size_t j = 0; j < i; j++) {

@@ -66,7 +66,7 @@ guint authority_reject_http_status(AuthorityRejectReason reason);
 char *authority_reject_json(AuthorityRejectReason reason, const char *message);
 
 typedef struct {
-    char *code; /* normalized one-time code; NULL when the body had none */
+    char *code;   /* normalized one-time code; NULL when the body had none */
     GArray *keys; /* ProxDiagnosisKey; report_type is UNKNOWN and has_days_since_onset FALSE
                      where the body did not give them */
 } AuthorityUpload;

@@ -31,8 +31,9 @@ static const char overview[] =
     "  prox-authority init-key --key-id ID --key-version V --dir DIR\n"
     "  prox-authority issue-code --db DB --onset YYYY-MM-DD --test-type TYPE [--expires 24h]\n"
     "  prox-authority import-keys --db DB [--test-type TYPE] [--onset YYYY-MM-DD] KEYS.json\n"
-    "  prox-authority publish --db DB --key SECKEY --out DIR [--min-keys N] [--keep-days D]\n"
-    "                 [--embargo S] [--max-keys-per-file N] [--region R]\n"
+    "  prox-authority publish --db DB --key SECKEY --out DIR [--min-keys N]\n"
+    "                 [--padding-jitter N] [--keep-days D] [--embargo S]\n"
+    "                 [--max-keys-per-file N] [--region R]\n"
     "  prox-authority status --db DB\n"
     "\n"
     "DESCRIPTION\n"
@@ -57,8 +58,9 @@ static const char overview[] =
     "  Run 'prox-authority COMMAND --help' for a command's options.\n"
     "\n"
     "TIME\n"
-    "  Commands that depend on the date take --now @UNIXSECONDS or --now 2020-05-20T10:00:00Z\n"
-    "  (tests), or --clock-file FILE holding unix seconds (simulations); default: real time.\n"
+    "  The wall clock, or a simulated world's clock when PROX_SIM_CLOCK is set\n"
+    "  (\"<real_unix_start>:<sim_unix_start>:<speed>\", as for proxd). Commands that depend on\n"
+    "  the date also take --now @UNIXSECONDS or --now 2020-05-20T10:00:00Z (tests).\n"
     "\n"
     "FILES\n"
     "  DB, DB-wal, DB-shm   the sqlite database (created mode 0600)\n"
@@ -106,12 +108,11 @@ static gboolean parse(GOptionContext *context, const char *command, int *argc, c
     return TRUE;
 }
 
-static GOptionContext *command_context(const char *command, const char *parameter,
-                                       const char *summary, const char *description)
+/* Usage reads "prox-authority COMMAND [OPTION…] PARAMETER": main() sets the program name. */
+static GOptionContext *command_context(const char *parameter, const char *summary,
+                                       const char *description)
 {
-    g_autofree char *p = g_strdup_printf("%s%s%s", command, parameter ? " " : "",
-                                         parameter ? parameter : "");
-    GOptionContext *context = g_option_context_new(p);
+    GOptionContext *context = g_option_context_new(parameter);
     g_option_context_set_summary(context, summary);
     if (description != NULL)
         g_option_context_set_description(context, description);
@@ -119,10 +120,9 @@ static GOptionContext *command_context(const char *command, const char *paramete
     return context;
 }
 
-/* --now and --clock-file, shared by the date-dependent commands. */
+/* --now, shared by the date-dependent commands. */
 typedef struct {
     char *now;
-    char *clock_file;
 } TimeOptions;
 
 static void time_options_add(GOptionContext *context, TimeOptions *t)
@@ -130,23 +130,24 @@ static void time_options_add(GOptionContext *context, TimeOptions *t)
     const GOptionEntry entries[] = {
         {"now", 0, 0, G_OPTION_ARG_STRING, &t->now,
          "Take this as the current time (@UNIXSECONDS or ISO 8601)", "TIME"},
-        {"clock-file", 0, 0, G_OPTION_ARG_FILENAME, &t->clock_file,
-         "Read the current time (unix seconds) from FILE", "FILE"},
         {NULL},
     };
     g_option_context_add_main_entries(context, entries, NULL);
 }
 
-static gboolean time_options_now(TimeOptions *t, gint64 *now, GError **error)
+static void time_options_clear(TimeOptions *t)
+{
+    g_clear_pointer(&t->now, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TimeOptions, time_options_clear)
+
+static gboolean time_options_now(const TimeOptions *t, gint64 *now, GError **error)
 {
     AuthorityClock clock;
-    if (!authority_clock_init(&clock, t->now, t->clock_file, error))
+    if (!authority_clock_init(&clock, t->now, error))
         return FALSE;
-    gboolean ok = authority_clock_now(&clock, now, error);
-    authority_clock_clear(&clock);
-    g_clear_pointer(&t->now, g_free);
-    g_clear_pointer(&t->clock_file, g_free);
-    return ok;
+    *now = authority_clock_now(&clock);
+    return TRUE;
 }
 
 /* ---- init-key ---- */
@@ -178,7 +179,7 @@ static int cmd_init_key(int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) context = command_context(
-        command, NULL, "Create the Ed25519 key that signs published key lists.",
+        NULL, "Create the Ed25519 key that signs published key lists.",
         "Writes DIR/ID-V.sec (the secret key, mode 0600: give it to publish with --key, and\n"
         "keep it off web servers) and DIR/ID-V.pub (the public key file devices pin by id and\n"
         "version). DIR is created mode 0700 if missing. Existing files are never overwritten.\n"
@@ -219,7 +220,7 @@ static int cmd_issue_code(int argc, char **argv)
     g_autofree char *onset = NULL;
     g_autofree char *test_type = NULL;
     g_autofree char *expires = NULL;
-    TimeOptions time_options = {0};
+    g_auto(TimeOptions) time_options = {0};
     const GOptionEntry entries[] = {
         {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
         {"onset", 0, 0, G_OPTION_ARG_STRING, &onset,
@@ -231,7 +232,7 @@ static int cmd_issue_code(int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) context = command_context(
-        command, NULL, "Issue a one-time code for a confirmed case and print it.",
+        NULL, "Issue a one-time code for a confirmed case and print it.",
         "The code (12 characters from 23456789ABCDEFGHJKLMNPQRSTUVWXYZ, printed as\n"
         "XXXX-XXXX-XXXX, about 60 bits) lets the person's device upload its keys once, before\n"
         "it expires. Uploaded keys get the code's test type as their report type, and their\n"
@@ -291,7 +292,7 @@ static int cmd_import_keys(int argc, char **argv)
     g_autofree char *db_path = NULL;
     g_autofree char *onset = NULL;
     g_autofree char *test_type = NULL;
-    TimeOptions time_options = {0};
+    g_auto(TimeOptions) time_options = {0};
     const GOptionEntry entries[] = {
         {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
         {"test-type", 0, 0, G_OPTION_ARG_STRING, &test_type,
@@ -303,7 +304,7 @@ static int cmd_import_keys(int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) context = command_context(
-        command, "KEYS.json", "Store keys the authority received itself.",
+        "KEYS.json", "Store keys the authority received itself.",
         "KEYS.json is GAEN's upload form, as a device would send it:\n"
         "  {\"temporaryExposureKeys\": [{\"key\": \"<base64 of 16 bytes>\",\n"
         "    \"rollingStartNumber\": N, \"rollingPeriod\": 1..144, \"transmissionRisk\": 0..8,\n"
@@ -360,28 +361,28 @@ static int cmd_publish(int argc, char **argv)
     g_autofree char *db_path = NULL;
     g_autofree char *key_path = NULL;
     g_autofree char *out_dir = NULL;
-    TimeOptions time_options = {0};
+    g_auto(TimeOptions) time_options = {0};
     AuthorityPublishOptions options;
     authority_publish_options_init(&options);
     const GOptionEntry entries[] = {
         {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
-        {"key", 0, 0, G_OPTION_ARG_FILENAME, &key_path,
-         "Signing key: the .sec file from init-key", "SECKEY"},
+        {"key", 0, 0, G_OPTION_ARG_FILENAME, &key_path, "Signing key: the .sec file from init-key",
+         "SECKEY"},
         {"out", 0, 0, G_OPTION_ARG_FILENAME, &out_dir,
          "Publish directory (what the web server serves)", "DIR"},
         {NULL},
     };
     g_autoptr(GOptionContext) context = command_context(
-        command, NULL, "Write signed key lists and index.txt.",
+        NULL, "Write signed key lists and index.txt.",
         "Publishes every stored key whose rolling period ended --embargo seconds ago or more\n"
-        "and that is not published yet, in signed export files named\n"
-        "<time>-<run>-<batch>.zip (names sort by time), padded with random keys shaped like\n"
-        "the real ones up to --min-keys. Files older than --keep-days are deleted with their\n"
-        "keys. index.txt lists the files oldest first and is replaced atomically, only after\n"
-        "the files it names are on disk; files it no longer names are deleted afterwards.\n"
-        "Running publish again with nothing new changes nothing. Publish runs exclude each\n"
-        "other (DIR/.publish.lock), also with prox-keyserver's scheduled publish.\n"
-        "The default --min-keys of 1000 costs devices ~30 KB per file and hides how many\n"
+        "and that is not published yet, in signed export files named <time>-<run>-<batch>.zip\n"
+        "(names sort by time), padded with random keys shaped like the real ones up to\n"
+        "--min-keys plus a random 0..--padding-jitter. Files older than --keep-days are\n"
+        "deleted with their keys. index.txt lists the files oldest first and is replaced\n"
+        "atomically, only after the files it names are on disk; files it no longer names are\n"
+        "deleted afterwards. Running publish again with nothing new changes nothing. Publish\n"
+        "runs exclude each other (DIR/.publish.lock), also with prox-keyserver's schedule.\n"
+        "The default --min-keys of 1000 costs devices ~19 KB per file and hides how many\n"
         "people (fewer than ~70) reported in a run.");
     g_option_context_add_main_entries(context, entries, NULL);
     g_autofree GOptionEntry *publish_entries = authority_publish_option_entries(&options);
@@ -403,12 +404,11 @@ static int cmd_publish(int argc, char **argv)
             status = usage_error(command, "%s", error->message);
             goto out;
         }
-        g_autoptr(ProxExportSigner) signer = prox_export_signer_load_file(key_path, NULL, NULL,
-                                                                          &error);
+        g_autoptr(ProxExportSigner) signer =
+            prox_export_signer_load_file(key_path, NULL, NULL, &error);
         g_autoptr(AuthorityDb) db = signer != NULL ? authority_db_open(db_path, &error) : NULL;
         AuthorityPublishResult result;
-        if (db == NULL ||
-            !authority_publish(db, out_dir, &options, signer, now, &result, &error)) {
+        if (db == NULL || !authority_publish(db, out_dir, &options, signer, now, &result, &error)) {
             status = failed(command, error);
             goto out;
         }
@@ -428,13 +428,13 @@ static int cmd_status(int argc, char **argv)
 {
     const char *command = "status";
     g_autofree char *db_path = NULL;
-    TimeOptions time_options = {0};
+    g_auto(TimeOptions) time_options = {0};
     const GOptionEntry entries[] = {
         {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
         {NULL},
     };
     g_autoptr(GOptionContext) context =
-        command_context(command, NULL, "Print counts of codes, keys and published files.",
+        command_context(NULL, "Print counts of codes, keys and published files.",
                         "One \"name value\" pair a line, for people and scripts.");
     g_option_context_add_main_entries(context, entries, NULL);
     time_options_add(context, &time_options);
@@ -484,8 +484,8 @@ static const struct {
     const char *name;
     int (*main)(int argc, char **argv);
 } commands[] = {
-    {"init-key", cmd_init_key},       {"issue-code", cmd_issue_code}, {"import-keys", cmd_import_keys},
-    {"publish", cmd_publish},         {"status", cmd_status},
+    {"init-key", cmd_init_key}, {"issue-code", cmd_issue_code}, {"import-keys", cmd_import_keys},
+    {"publish", cmd_publish},   {"status", cmd_status},
 };
 
 int main(int argc, char **argv)
@@ -509,8 +509,11 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
-        if (strcmp(argv[1], commands[i].name) == 0)
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            g_autofree char *name = g_strconcat("prox-authority ", argv[1], NULL);
+            g_set_prgname(name);
             return commands[i].main(argc - 1, argv + 1);
+        }
     }
     fprintf(stderr, "prox-authority: unknown command '%s' (try 'prox-authority --help')\n",
             argv[1]);

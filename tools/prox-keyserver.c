@@ -70,8 +70,7 @@ static void respond_json(SoupServerMessage *msg, guint status, char *json)
     soup_server_message_set_status(msg, status, NULL);
     SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
     soup_message_headers_replace(headers, "Cache-Control", "no-store");
-    soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, json,
-                                     strlen(json));
+    soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, json, strlen(json));
 }
 
 static void respond_reject(SoupServerMessage *msg, AuthorityRejectReason reason,
@@ -79,8 +78,7 @@ static void respond_reject(SoupServerMessage *msg, AuthorityRejectReason reason,
 {
     g_info("%s %s: rejected (%s)", soup_server_message_get_method(msg),
            g_uri_get_path(soup_server_message_get_uri(msg)), authority_reject_name(reason));
-    respond_json(msg, authority_reject_http_status(reason),
-                 authority_reject_json(reason, message));
+    respond_json(msg, authority_reject_http_status(reason), authority_reject_json(reason, message));
 }
 
 static void respond_error(SoupServerMessage *msg, const GError *error)
@@ -104,8 +102,8 @@ static char *client_key(Server *srv, SoupServerMessage *msg)
     g_autoptr(GInetAddress) forwarded = NULL;
     if (address != NULL && srv->trusted_proxy != NULL &&
         g_inet_address_equal(address, srv->trusted_proxy)) {
-        const char *real = soup_message_headers_get_one(
-            soup_server_message_get_request_headers(msg), "X-Real-IP");
+        const char *real =
+            soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "X-Real-IP");
         forwarded = real != NULL ? g_inet_address_new_from_string(real) : NULL;
         if (forwarded != NULL)
             address = forwarded;
@@ -249,14 +247,9 @@ static void upload_handler(SoupServer *soup, SoupServerMessage *msg, const char 
         return;
     }
     g_autoptr(GError) error = NULL;
-    gint64 now = 0;
-    if (!authority_clock_now(&srv->clock, &now, &error)) {
-        g_warning("%s", error->message);
-        respond_reject(msg, AUTHORITY_REJECT_UNAVAILABLE, "the server has no clock");
-        return;
-    }
-    AuthorityUpload *upload = authority_upload_parse((const char *)body->data->data,
-                                                     body->data->len, now, TRUE, &error);
+    gint64 now = authority_clock_now(&srv->clock);
+    AuthorityUpload *upload =
+        authority_upload_parse((const char *)body->data->data, body->data->len, now, TRUE, &error);
     if (upload == NULL) {
         respond_error(msg, error);
         return;
@@ -325,10 +318,9 @@ static gpointer publish_thread(gpointer data)
 {
     PublishJob *job = data;
     Server *srv = job->srv;
-    gint64 now = 0;
+    gint64 now = authority_clock_now(&srv->clock);
     g_autoptr(AuthorityDb) db = NULL;
-    job->ok = authority_clock_now(&srv->clock, &now, &job->error) &&
-              (db = authority_db_open(srv->db_path, &job->error)) != NULL &&
+    job->ok = (db = authority_db_open(srv->db_path, &job->error)) != NULL &&
               authority_publish(db, srv->publish_dir, &srv->publish_options, srv->signer, now,
                                 &job->result, &job->error);
     g_clear_pointer(&db, authority_db_close);
@@ -411,8 +403,7 @@ static GSocketAddress *parse_listen(const char *text, GError **error)
         host = g_strndup(text, (gsize)(colon - text));
     guint64 port = 0;
     g_autoptr(GInetAddress) address = host != NULL ? g_inet_address_new_from_string(host) : NULL;
-    if (address == NULL ||
-        !g_ascii_string_to_unsigned(colon + 1, 10, 0, 65535, &port, NULL)) {
+    if (address == NULL || !g_ascii_string_to_unsigned(colon + 1, 10, 0, 65535, &port, NULL)) {
         g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
                     "--listen \"%s\" is not ADDRESS:PORT (127.0.0.1:8080, [::1]:8080)", text);
         return NULL;
@@ -461,6 +452,9 @@ static const char description[] =
     "With --publish-dir, publishes signed key lists at start and every --publish-interval\n"
     "seconds, exactly like 'prox-authority publish' (which may also run meanwhile).\n"
     "\n"
+    "Time is the wall clock, or a simulated world's when PROX_SIM_CLOCK is set\n"
+    "(\"<real_unix_start>:<sim_unix_start>:<speed>\", as for proxd), or fixed with --now.\n"
+    "\n"
     "SIGTERM or SIGINT: stop taking uploads, answer those in flight, wait for a publish run,\n"
     "exit 0. Exit status 1 when the server cannot start, 2 for bad arguments.\n";
 
@@ -478,7 +472,6 @@ int main(int argc, char **argv)
     g_autofree char *publish_dir = NULL;
     g_autofree char *signing_key = NULL;
     g_autofree char *now_option = NULL;
-    g_autofree char *clock_file = NULL;
     double rate = 1.0;
     gint burst = 10;
     gint publish_interval = 3600;
@@ -486,8 +479,7 @@ int main(int argc, char **argv)
     Server srv = {0};
     authority_publish_options_init(&srv.publish_options);
     const GOptionEntry entries[] = {
-        {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database (required)",
-         "DB"},
+        {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database (required)", "DB"},
         {"listen", 0, 0, G_OPTION_ARG_STRING, &listen,
          "Address and port to listen on; port 0 picks a free one (default 127.0.0.1:8080)",
          "ADDR:PORT"},
@@ -495,8 +487,8 @@ int main(int argc, char **argv)
          "Write the port listened on to FILE once ready (atomically; removed at exit)", "FILE"},
         {"rate", 0, 0, G_OPTION_ARG_DOUBLE, &rate,
          "Uploads a second each client may make over time; 0 disables (default 1)", "R"},
-        {"burst", 0, 0, G_OPTION_ARG_INT, &burst,
-         "Uploads a client may make at once (default 10)", "N"},
+        {"burst", 0, 0, G_OPTION_ARG_INT, &burst, "Uploads a client may make at once (default 10)",
+         "N"},
         {"trusted-proxy", 0, 0, G_OPTION_ARG_STRING, &trusted_proxy,
          "Take the client address from X-Real-IP when the peer is ADDR", "ADDR"},
         {"publish-dir", 0, 0, G_OPTION_ARG_FILENAME, &publish_dir,
@@ -507,8 +499,6 @@ int main(int argc, char **argv)
          "Signing key (.sec from prox-authority init-key), with --publish-dir", "SECKEY"},
         {"now", 0, 0, G_OPTION_ARG_STRING, &now_option,
          "Take this as the current time, always (tests): @UNIXSECONDS or ISO 8601", "TIME"},
-        {"clock-file", 0, 0, G_OPTION_ARG_FILENAME, &clock_file,
-         "Read the current time (unix seconds) from FILE at each use (simulations)", "FILE"},
         {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
         {NULL},
     };
@@ -543,7 +533,7 @@ int main(int argc, char **argv)
     } else if (publish_interval < 1) {
         bad = "--publish-interval must be at least 1 second";
     } else if (!authority_publish_options_check(&srv.publish_options, &error) ||
-               !authority_clock_init(&srv.clock, now_option, clock_file, &error) ||
+               !authority_clock_init(&srv.clock, now_option, &error) ||
                (address = parse_listen(listen != NULL ? listen : "127.0.0.1:8080", &error)) ==
                    NULL) {
         bad = error->message;
@@ -583,8 +573,8 @@ int main(int argc, char **argv)
         if (!authority_write_file_atomic(port_file, text, strlen(text), 0644, &error))
             goto out;
     }
-    char *where = g_inet_address_to_string(
-        g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(address)));
+    char *where =
+        g_inet_address_to_string(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(address)));
     g_message("listening on %s port %u", where, port);
     g_free(where);
 
@@ -621,7 +611,6 @@ out:
     g_clear_pointer(&srv.signer, prox_export_signer_free);
     g_clear_object(&srv.trusted_proxy);
     authority_rate_limit_free(srv.limit);
-    authority_clock_clear(&srv.clock);
     authority_publish_options_clear(&srv.publish_options);
     g_main_loop_unref(srv.loop);
     return srv.exit_status;

@@ -51,8 +51,7 @@ int test_run(const char *const *argv, char **out, char **err)
     int status = 0;
     g_autofree char *o = NULL;
     g_autofree char *e = NULL;
-    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &o, &e, &status,
-                 &error);
+    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &o, &e, &status, &error);
     g_assert_no_error(error);
     if (out != NULL)
         *out = g_steal_pointer(&o);
@@ -117,8 +116,7 @@ TestServer *test_server_start(const char *dir, const char *db, ...)
         g_autofree char *text = NULL;
         if (g_file_get_contents(server->port_file, &text, NULL, NULL)) {
             guint64 port = 0;
-            g_assert_true(g_ascii_string_to_unsigned(g_strstrip(text), 10, 1, 65535, &port,
-                                                     NULL));
+            g_assert_true(g_ascii_string_to_unsigned(g_strstrip(text), 10, 1, 65535, &port, NULL));
             server->port = (guint16)port;
             server->url = g_strdup_printf("http://127.0.0.1:%u", server->port);
             return server;
@@ -283,10 +281,10 @@ char *test_upload_body(const char *code, guint n, uint8_t *keys_out)
 char *test_issue_code(const char *db, const char *now, const char *expires)
 {
     g_autofree char *out = NULL;
-    int status = test_authority(&out, NULL, "issue-code", "--db", db, "--onset", "2020-05-17",
-                                "--test-type", "confirmed-test", "--now",
-                                now != NULL ? now : TEST_NOW_ARG, "--expires",
-                                expires != NULL ? expires : "24h", NULL);
+    int status =
+        test_authority(&out, NULL, "issue-code", "--db", db, "--onset", "2020-05-17", "--test-type",
+                       "confirmed-test", "--now", now != NULL ? now : TEST_NOW_ARG, "--expires",
+                       expires != NULL ? expires : "24h", NULL);
     g_assert_cmpint(status, ==, 0);
     return g_strdup(g_strstrip(out));
 }

@@ -26,8 +26,8 @@ static void fixture_setup(Fixture *f, gconstpointer data)
     g_autofree char *keydir = g_build_filename(f->dir, "keys", NULL);
     f->sec = g_build_filename(keydir, "310-v1.sec", NULL);
     f->pub = g_build_filename(keydir, "310-v1.pub", NULL);
-    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version",
-                                   "v1", "--dir", keydir, NULL),
+    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version", "v1",
+                                   "--dir", keydir, NULL),
                     ==, 0);
     f->keyring = prox_export_keyring_new();
     g_autoptr(GError) error = NULL;
@@ -74,7 +74,7 @@ static int publish(Fixture *f, gint64 now, const char *min_keys, char **out)
 {
     g_autofree char *now_arg = g_strdup_printf("@%" G_GINT64_FORMAT, now);
     return test_authority(out, NULL, "publish", "--db", f->db, "--key", f->sec, "--out", f->out,
-                          "--now", now_arg, "--min-keys", min_keys, NULL);
+                          "--now", now_arg, "--min-keys", min_keys, "--padding-jitter", "0", NULL);
 }
 
 /* The index, checked the way a device would use it: every name it lists exists and
@@ -144,9 +144,8 @@ static char *dir_state(Fixture *f)
         struct stat st;
         g_assert_cmpint(stat(path, &st), ==, 0);
         g_ptr_array_add(lines, g_strdup_printf("%s %lld %lld.%09ld %llu", name,
-                                               (long long)st.st_size,
-                                               (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-                                               (unsigned long long)st.st_ino));
+                                               (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                                               st.st_mtim.tv_nsec, (unsigned long long)st.st_ino));
     }
     g_ptr_array_sort(lines, compare_strings);
     g_ptr_array_add(lines, NULL);
@@ -159,9 +158,8 @@ static void test_help(void)
 {
     g_autofree char *out = NULL;
     g_assert_cmpint(test_authority(&out, NULL, "--help", NULL), ==, 0);
-    for (const char *const *s = (const char *const[]){"NAME", "SYNOPSIS", "DESCRIPTION",
-                                                      "COMMANDS", "FILES", "EXIT STATUS",
-                                                      "EXAMPLES", NULL};
+    for (const char *const *s = (const char *const[]){"NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS",
+                                                      "FILES", "EXIT STATUS", "EXAMPLES", NULL};
          *s != NULL; s++)
         g_assert_nonnull(strstr(out, *s));
     const char *commands[] = {"init-key", "issue-code", "import-keys", "publish", "status"};
@@ -212,14 +210,14 @@ static void test_init_key(Fixture *f, gconstpointer data)
     g_autofree char *before = NULL;
     g_assert_true(g_file_get_contents(f->sec, &before, NULL, NULL));
     g_autofree char *keydir = g_path_get_dirname(f->sec);
-    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version",
-                                   "v1", "--dir", keydir, NULL),
+    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version", "v1",
+                                   "--dir", keydir, NULL),
                     ==, 1);
     g_autofree char *after = NULL;
     g_assert_true(g_file_get_contents(f->sec, &after, NULL, NULL));
     g_assert_cmpstr(before, ==, after);
-    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "a/b", "--key-version",
-                                   "v1", "--dir", keydir, NULL),
+    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "a/b", "--key-version", "v1",
+                                   "--dir", keydir, NULL),
                     ==, 2);
 }
 
@@ -272,11 +270,8 @@ static void test_issue_code_cli(Fixture *f, gconstpointer data)
     const char *const bad[][2] = {
         {"--onset", "2020-05-21"}, /* future */
         {"--onset", "2020-05-05"}, /* 15 days ago */
-        {"--onset", "2020-02-30"},
-        {"--test-type", "antigen"},
-        {"--expires", "8d"},
-        {"--expires", "0h"},
-        {"--expires", "24"},
+        {"--onset", "2020-02-30"}, {"--test-type", "antigen"}, {"--expires", "8d"},
+        {"--expires", "0h"},       {"--expires", "24"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         const char *onset = strcmp(bad[i][0], "--onset") == 0 ? bad[i][1] : "2020-05-17";
@@ -287,9 +282,9 @@ static void test_issue_code_cli(Fixture *f, gconstpointer data)
                                        TEST_NOW_ARG, NULL),
                         ==, 2);
     }
-    g_assert_cmpint(test_authority(NULL, NULL, "issue-code", "--db", f->db, "--onset",
-                                   "2020-05-06", "--test-type", "self-report", "--expires", "90m",
-                                   "--now", TEST_NOW_ARG, NULL),
+    g_assert_cmpint(test_authority(NULL, NULL, "issue-code", "--db", f->db, "--onset", "2020-05-06",
+                                   "--test-type", "self-report", "--expires", "90m", "--now",
+                                   TEST_NOW_ARG, NULL),
                     ==, 0);
     g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM codes WHERE report_type = 3 AND "
                                        "expires_at = 1590005400"),
@@ -299,26 +294,26 @@ static void test_issue_code_cli(Fixture *f, gconstpointer data)
 static void test_import(Fixture *f, gconstpointer data)
 {
     /* The GAEN sample keys: 2020-05-20, rolled over by 18:40. */
-    g_autofree char *sample = g_build_filename(g_getenv("PROX_TESTDATA"), "gaen",
-                                               "ens-keys.json", NULL);
+    g_autofree char *sample =
+        g_build_filename(g_getenv("PROX_TESTDATA"), "gaen", "ens-keys.json", NULL);
     g_autofree char *out = NULL;
-    g_assert_cmpint(test_authority(&out, NULL, "import-keys", "--db", f->db, "--now",
-                                   TEST_NOW_ARG, sample, NULL),
+    g_assert_cmpint(test_authority(&out, NULL, "import-keys", "--db", f->db, "--now", TEST_NOW_ARG,
+                                   sample, NULL),
                     ==, 0);
     g_assert_cmpstr(out, ==, "imported 2 keys (0 already stored)\n");
     g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys WHERE source = 1 AND "
                                        "report_type = 1 AND days_since_onset IS NULL"),
                     ==, 2);
     g_clear_pointer(&out, g_free);
-    g_assert_cmpint(test_authority(&out, NULL, "import-keys", "--db", f->db, "--now",
-                                   TEST_NOW_ARG, sample, NULL),
+    g_assert_cmpint(test_authority(&out, NULL, "import-keys", "--db", f->db, "--now", TEST_NOW_ARG,
+                                   sample, NULL),
                     ==, 0);
     g_assert_cmpstr(out, ==, "imported 0 keys (2 already stored)\n");
 
     /* Checked like an upload: a day later... the sample is still fine; 15 days later, not. */
     g_autofree char *err = NULL;
-    g_assert_cmpint(test_authority(NULL, &err, "import-keys", "--db", f->db, "--now",
-                                   "@1591300000", sample, NULL),
+    g_assert_cmpint(test_authority(NULL, &err, "import-keys", "--db", f->db, "--now", "@1591300000",
+                                   sample, NULL),
                     ==, 1);
     g_assert_nonnull(strstr(err, "key_too_old"));
 
@@ -344,9 +339,8 @@ static void test_import(Fixture *f, gconstpointer data)
     g_autofree char *path = g_build_filename(f->dir, "typed.json", NULL);
     g_autofree char *text = g_strdup_printf("{\"temporaryExposureKeys\":[%s]}", keys);
     g_assert_true(g_file_set_contents(path, text, -1, NULL));
-    g_assert_cmpint(test_authority(NULL, NULL, "import-keys", "--db", f->db, "--now",
-                                   TEST_NOW_ARG, "--test-type", "clinical", "--onset",
-                                   "2020-05-15", path, NULL),
+    g_assert_cmpint(test_authority(NULL, NULL, "import-keys", "--db", f->db, "--now", TEST_NOW_ARG,
+                                   "--test-type", "clinical", "--onset", "2020-05-15", path, NULL),
                     ==, 0);
     g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys WHERE report_type = 3 AND "
                                        "days_since_onset = -3 AND rolling_period = 144"),
@@ -364,8 +358,9 @@ static void test_publish_contents(Fixture *f, gconstpointer data)
     g_assert_cmpint(import_keys(f, TEST_NOW_ARG, keys, NULL), ==, 0);
     g_autofree char *out = NULL;
     g_assert_cmpint(publish(f, TEST_NOW, "100", &out), ==, 0);
-    g_assert_cmpstr(out, ==, "published 14 keys and 86 padding keys in 1 files; removed 0 "
-                             "files; index updated\n");
+    g_assert_cmpstr(out, ==,
+                    "published 14 keys and 86 padding keys in 1 files; removed 0 "
+                    "files; index updated\n");
     guint total = 0;
     g_auto(GStrv) names = check_index(f, &total);
     g_assert_cmpuint(g_strv_length(names), ==, 1);
@@ -422,8 +417,30 @@ static void test_publish_contents(Fixture *f, gconstpointer data)
     g_assert_cmpint(import_keys(f, "@1590000100", keys20, NULL), ==, 0);
     g_clear_pointer(&out, g_free);
     g_assert_cmpint(publish(f, TEST_NOW + 100, "10", &out), ==, 0);
-    g_assert_cmpstr(out, ==, "published 20 keys and 0 padding keys in 1 files; removed 0 "
-                             "files; index updated\n");
+    g_assert_cmpstr(out, ==,
+                    "published 20 keys and 0 padding keys in 1 files; removed 0 "
+                    "files; index updated\n");
+
+    /* With jitter, padded sizes vary within [min, min + jitter]. */
+    g_autoptr(GHashTable) sizes = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (int run = 0; run < 6; run++) {
+        uint8_t one[PROX_KEY_LEN];
+        g_autofree char *k = random_keys(1, one);
+        g_autofree char *t = g_strdup_printf("@%d", TEST_NOW + 200 + run);
+        g_assert_cmpint(import_keys(f, t, k, NULL), ==, 0);
+        g_assert_cmpint(test_authority(NULL, NULL, "publish", "--db", f->db, "--key", f->sec,
+                                       "--out", f->out, "--now", t, "--min-keys", "50",
+                                       "--padding-jitter", "20", NULL),
+                        ==, 0);
+        guint listed = 0;
+        g_auto(GStrv) all = check_index(f, &listed);
+        g_autoptr(ProxExport) e = read_export(f, all[g_strv_length(all) - 1]);
+        g_assert_cmpuint(e->keys->len, >=, 50);
+        g_assert_cmpuint(e->keys->len, <=, 70);
+        g_hash_table_add(sizes, GUINT_TO_POINTER(e->keys->len));
+    }
+    /* six draws from 21 sizes all equal: probability 21^-5 */
+    g_assert_cmpuint(g_hash_table_size(sizes), >, 1);
 }
 
 /* A key is published only after its rolling period ended (plus the embargo). */
@@ -433,8 +450,8 @@ static void test_publish_withheld(Fixture *f, gconstpointer data)
     uint8_t k[2][PROX_KEY_LEN];
     randombytes_buf(k, sizeof k);
     /* Today's key, cut short at the current interval: ends at (now_interval + 1) * 600. */
-    g_autofree char *today = test_key_json(k[0], TEST_TODAY_START,
-                                           now_interval + 1 - TEST_TODAY_START);
+    g_autofree char *today =
+        test_key_json(k[0], TEST_TODAY_START, now_interval + 1 - TEST_TODAY_START);
     g_autofree char *yesterday = test_key_json(k[1], TEST_TODAY_START - 144, 144);
     g_autofree char *both = g_strdup_printf("%s,%s", today, yesterday);
     g_assert_cmpint(import_keys(f, TEST_NOW_ARG, both, NULL), ==, 0);
@@ -451,8 +468,9 @@ static void test_publish_withheld(Fixture *f, gconstpointer data)
     /* At its end time and until the 1200 s embargo has passed: still withheld. */
     g_autofree char *out = NULL;
     g_assert_cmpint(publish(f, end, "5", &out), ==, 0);
-    g_assert_cmpstr(out, ==, "published 0 keys and 0 padding keys in 0 files; removed 0 files; "
-                             "index unchanged\n");
+    g_assert_cmpstr(out, ==,
+                    "published 0 keys and 0 padding keys in 0 files; removed 0 files; "
+                    "index unchanged\n");
     g_assert_cmpint(publish(f, end + 1199, "5", NULL), ==, 0);
     g_auto(GStrv) n2 = check_index(f, &total);
     g_assert_cmpuint(g_strv_length(n2), ==, 1);
@@ -472,10 +490,12 @@ static void test_publish_withheld(Fixture *f, gconstpointer data)
     uint8_t k2[PROX_KEY_LEN];
     randombytes_buf(k2, sizeof k2);
     uint32_t later_interval = (uint32_t)((end + 1200) / 600);
-    g_autofree char *cut = test_key_json(k2, TEST_TODAY_START, later_interval + 1 - TEST_TODAY_START);
+    g_autofree char *cut =
+        test_key_json(k2, TEST_TODAY_START, later_interval + 1 - TEST_TODAY_START);
     g_autofree char *import_now = g_strdup_printf("@%" G_GINT64_FORMAT, end + 1200);
     g_assert_cmpint(import_keys(f, import_now, cut, NULL), ==, 0);
-    g_autofree char *t1 = g_strdup_printf("@%" G_GINT64_FORMAT, (gint64)(later_interval + 1) * 600 - 1);
+    g_autofree char *t1 =
+        g_strdup_printf("@%" G_GINT64_FORMAT, (gint64)(later_interval + 1) * 600 - 1);
     g_autofree char *t2 = g_strdup_printf("@%" G_GINT64_FORMAT, (gint64)(later_interval + 1) * 600);
     g_assert_cmpint(test_authority(NULL, NULL, "publish", "--db", f->db, "--key", f->sec, "--out",
                                    f->out, "--now", t1, "--embargo", "0", NULL),
@@ -498,8 +518,9 @@ static void test_publish_idempotent(Fixture *f, gconstpointer data)
     for (int i = 0; i < 3; i++) {
         g_clear_pointer(&out, g_free);
         g_assert_cmpint(publish(f, TEST_NOW + 60 * i, "20", &out), ==, 0);
-        g_assert_cmpstr(out, ==, "published 0 keys and 0 padding keys in 0 files; removed 0 "
-                                 "files; index unchanged\n");
+        g_assert_cmpstr(out, ==,
+                        "published 0 keys and 0 padding keys in 0 files; removed 0 "
+                        "files; index unchanged\n");
         g_autofree char *after = dir_state(f);
         g_assert_cmpstr(before, ==, after);
     }
@@ -532,7 +553,8 @@ static void test_publish_sequence(Fixture *f, gconstpointer data)
         for (int i = 0; i < 3; i++) {
             uint8_t key[PROX_KEY_LEN];
             randombytes_buf(key, sizeof key);
-            g_autofree char *kj = test_key_json(key, TEST_TODAY_START + (uint32_t)(day - i - 1) * 144, 144);
+            g_autofree char *kj =
+                test_key_json(key, TEST_TODAY_START + (uint32_t)(day - i - 1) * 144, 144);
             g_string_append_printf(s, "%s%s", i ? "," : "", kj);
         }
         g_autofree char *keys = g_string_free(s, FALSE);
@@ -560,8 +582,8 @@ static void test_publish_sequence(Fixture *f, gconstpointer data)
     for (int i = 0; i < 25; i++) {
         uint8_t key[PROX_KEY_LEN];
         randombytes_buf(key, sizeof key);
-        g_autofree char *kj = test_key_json(
-            key, TEST_TODAY_START + 15 * 144 - (uint32_t)(i % 14 + 1) * 144, 144);
+        g_autofree char *kj =
+            test_key_json(key, TEST_TODAY_START + 15 * 144 - (uint32_t)(i % 14 + 1) * 144, 144);
         g_string_append_printf(s, "%s%s", i ? "," : "", kj);
     }
     g_autofree char *keys = g_string_free(s, FALSE);
@@ -569,8 +591,8 @@ static void test_publish_sequence(Fixture *f, gconstpointer data)
     g_autofree char *now_arg = g_strdup_printf("@%" G_GINT64_FORMAT, last);
     g_assert_cmpint(import_keys(f, now_arg, keys, NULL), ==, 0);
     g_assert_cmpint(test_authority(NULL, NULL, "publish", "--db", f->db, "--key", f->sec, "--out",
-                                   f->out, "--now", now_arg, "--min-keys", "30",
-                                   "--max-keys-per-file", "10", NULL),
+                                   f->out, "--now", now_arg, "--min-keys", "30", "--padding-jitter",
+                                   "0", "--max-keys-per-file", "10", NULL),
                     ==, 0);
     g_auto(GStrv) split = check_index(f, &total);
     guint n = g_strv_length(split);
@@ -625,8 +647,9 @@ static void test_publish_recovery(Fixture *f, gconstpointer data)
     g_assert_cmpint(g_unlink(index_path), ==, 0);
     g_autofree char *out = NULL;
     g_assert_cmpint(publish(f, TEST_NOW + 10, "8", &out), ==, 0);
-    g_assert_cmpstr(out, ==, "published 0 keys and 0 padding keys in 0 files; removed 1 files; "
-                             "index updated\n");
+    g_assert_cmpstr(out, ==,
+                    "published 0 keys and 0 padding keys in 0 files; removed 1 files; "
+                    "index updated\n");
     g_autofree char *rebuilt = NULL;
     g_assert_true(g_file_get_contents(index_path, &rebuilt, NULL, NULL));
     g_assert_cmpstr(rebuilt, ==, index);
@@ -638,8 +661,8 @@ static void test_publish_recovery(Fixture *f, gconstpointer data)
     /* The clock going back is refused and changes nothing. */
     g_autofree char *before = dir_state(f);
     g_autofree char *err = NULL;
-    g_assert_cmpint(test_authority(NULL, &err, "publish", "--db", f->db, "--key", f->sec,
-                                   "--out", f->out, "--now", "@1589999999", NULL),
+    g_assert_cmpint(test_authority(NULL, &err, "publish", "--db", f->db, "--key", f->sec, "--out",
+                                   f->out, "--now", "@1589999999", NULL),
                     ==, 1);
     g_assert_nonnull(strstr(err, "before the last publish run"));
     g_autofree char *after = dir_state(f);
@@ -659,8 +682,8 @@ static void test_publish_recovery(Fixture *f, gconstpointer data)
     g_assert_cmpstr(still, ==, rebuilt);
 
     /* A wrong signing key file is refused before anything is written. */
-    g_assert_cmpint(test_authority(NULL, NULL, "publish", "--db", f->db, "--key", f->pub,
-                                   "--out", f->out, "--now", "@1590000030", NULL),
+    g_assert_cmpint(test_authority(NULL, NULL, "publish", "--db", f->db, "--key", f->pub, "--out",
+                                   f->out, "--now", "@1590000030", NULL),
                     ==, 1);
 }
 
@@ -669,8 +692,8 @@ static void test_publish_key_permissions(Fixture *f, gconstpointer data)
 {
     g_assert_cmpint(chmod(f->sec, 0644), ==, 0);
     g_autofree char *err = NULL;
-    g_assert_cmpint(test_authority(NULL, &err, "publish", "--db", f->db, "--key", f->sec,
-                                   "--out", f->out, "--now", TEST_NOW_ARG, NULL),
+    g_assert_cmpint(test_authority(NULL, &err, "publish", "--db", f->db, "--key", f->sec, "--out",
+                                   f->out, "--now", TEST_NOW_ARG, NULL),
                     ==, 1);
     g_assert_false(g_file_test(f->out, G_FILE_TEST_EXISTS));
 }
@@ -683,12 +706,12 @@ static void test_status(Fixture *f, gconstpointer data)
     g_assert_cmpint(import_keys(f, TEST_NOW_ARG, keys, NULL), ==, 0);
     g_assert_cmpint(publish(f, TEST_NOW, "5", NULL), ==, 0);
     g_autofree char *out = NULL;
-    g_assert_cmpint(test_authority(&out, NULL, "status", "--db", f->db, "--now", TEST_NOW_ARG,
-                                   NULL),
-                    ==, 0);
-    g_assert_cmpstr(out, ==, "codes_usable 1\ncodes_used 0\nkeys_unpublished 0\n"
-                             "keys_published 3\npublish_runs 1\nfiles 1\n"
-                             "last_publish 1590000000\n");
+    g_assert_cmpint(
+        test_authority(&out, NULL, "status", "--db", f->db, "--now", TEST_NOW_ARG, NULL), ==, 0);
+    g_assert_cmpstr(out, ==,
+                    "codes_usable 1\ncodes_used 0\nkeys_unpublished 0\n"
+                    "keys_published 3\npublish_runs 1\nfiles 1\n"
+                    "last_publish 1590000000\n");
 }
 
 int main(int argc, char **argv)

@@ -41,9 +41,15 @@ static void test_code(void)
     }
     g_assert_true(authority_code_normalize("abcd efgh-jkLM", normal));
     g_assert_cmpstr(normal, ==, "ABCDEFGHJKLM");
-    const char *const bad[] = {"", "ABCD-EFGH-JKL", "ABCD-EFGH-JKLMN", "ABCD-EFGH-JKL0",
-                               "ABCD-EFGH-JKLI", "ABCD-EFGH-JKLO", "ABCD-EFGH-JKL1",
-                               "ABCD_EFGH_JKLM", "ABCD-EFGH-JKL\xc3\xa9"};
+    const char *const bad[] = {"",
+                               "ABCD-EFGH-JKL",
+                               "ABCD-EFGH-JKLMN",
+                               "ABCD-EFGH-JKL0",
+                               "ABCD-EFGH-JKLI",
+                               "ABCD-EFGH-JKLO",
+                               "ABCD-EFGH-JKL1",
+                               "ABCD_EFGH_JKLM",
+                               "ABCD-EFGH-JKL\xc3\xa9"};
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
         g_assert_false(authority_code_normalize(bad[i], normal));
 
@@ -62,8 +68,8 @@ static void test_code(void)
 
 static AuthorityUpload *parse(const char *keys, GError **error)
 {
-    g_autofree char *body = g_strdup_printf(
-        "{\"code\":\"ABCD-EFGH-JKLM\",\"temporaryExposureKeys\":[%s]}", keys);
+    g_autofree char *body =
+        g_strdup_printf("{\"code\":\"ABCD-EFGH-JKLM\",\"temporaryExposureKeys\":[%s]}", keys);
     return authority_upload_parse(body, strlen(body), TEST_NOW, TRUE, error);
 }
 
@@ -84,9 +90,12 @@ static void test_upload_rules(void)
         uint32_t start, period;
         gboolean ok;
     } window[] = {
-        {TEST_TODAY_START - 2016, 144, TRUE},     {TEST_TODAY_START - 2017, 144, FALSE},
-        {TEST_TODAY_START - 2017, 1, FALSE},      {now_i, 1, TRUE},
-        {now_i, 2, FALSE},                        {now_i + 1, 1, FALSE},
+        {TEST_TODAY_START - 2016, 144, TRUE},
+        {TEST_TODAY_START - 2017, 144, FALSE},
+        {TEST_TODAY_START - 2017, 1, FALSE},
+        {now_i, 1, TRUE},
+        {now_i, 2, FALSE},
+        {now_i + 1, 1, FALSE},
         {TEST_TODAY_START, now_i + 1 - TEST_TODAY_START, TRUE},
         {TEST_TODAY_START, now_i + 2 - TEST_TODAY_START, FALSE},
     };
@@ -237,16 +246,28 @@ static void test_time_parsing(void)
         g_assert_false(authority_parse_day(bad_day[i], &v, &error));
         g_clear_error(&error);
     }
-    /* Clock sources. */
+    /* Clock sources: fixed, wall, simulated (PROX_SIM_CLOCK). */
     AuthorityClock clock;
-    g_assert_true(authority_clock_init(&clock, NULL, NULL, &error));
-    g_assert_true(authority_clock_now(&clock, &v, &error));
-    g_assert_cmpint(ABS(v - g_get_real_time() / G_USEC_PER_SEC), <=, 2);
-    authority_clock_clear(&clock);
-    g_assert_false(authority_clock_init(&clock, "@1", "/nonexistent", &error));
+    g_assert_true(authority_clock_init(&clock, "@1590000000", &error));
+    g_assert_cmpint(authority_clock_now(&clock), ==, TEST_NOW);
+    g_assert_false(authority_clock_init(&clock, "yesterday", &error));
     g_clear_error(&error);
-    g_assert_false(authority_clock_init(&clock, NULL, "/nonexistent/clock", &error));
-    g_clear_error(&error);
+    g_unsetenv("PROX_SIM_CLOCK");
+    g_assert_true(authority_clock_init(&clock, NULL, &error));
+    g_assert_cmpint(ABS(authority_clock_now(&clock) - g_get_real_time() / G_USEC_PER_SEC), <=, 2);
+    /* a world that started an hour ago at TEST_NOW and runs 60 times faster: 60 h later */
+    g_autofree char *spec = g_strdup_printf("%" G_GINT64_FORMAT ":%d:60",
+                                            g_get_real_time() / G_USEC_PER_SEC - 3600, TEST_NOW);
+    g_setenv("PROX_SIM_CLOCK", spec, TRUE);
+    g_assert_true(authority_clock_init(&clock, NULL, &error));
+    g_assert_cmpint(ABS(authority_clock_now(&clock) - (TEST_NOW + 60 * 3600)), <=, 120);
+    /* --now wins over it */
+    g_assert_true(authority_clock_init(&clock, "@5", &error));
+    g_assert_cmpint(authority_clock_now(&clock), ==, 5);
+    g_setenv("PROX_SIM_CLOCK", "1:2", TRUE);
+    g_assert_false(authority_clock_init(&clock, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_unsetenv("PROX_SIM_CLOCK");
 }
 
 static void test_db(void)
@@ -265,8 +286,7 @@ static void test_db(void)
     AuthorityCodeCase c;
     g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLN", TEST_NOW, &state, &c, &error));
     g_assert_cmpint(state, ==, AUTHORITY_CODE_UNKNOWN);
-    g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLM", TEST_NOW + 100, &state, &c,
-                                          &error));
+    g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLM", TEST_NOW + 100, &state, &c, &error));
     g_assert_cmpint(state, ==, AUTHORITY_CODE_EXPIRED);
     g_assert_true(authority_db_code_claim(db, "ABCDEFGHJKLM", TEST_NOW + 99, &state, &c, &error));
     g_assert_cmpint(state, ==, AUTHORITY_CODE_VALID);
@@ -281,9 +301,8 @@ static void test_db(void)
     g_clear_error(&error);
 
     /* An upload through the ingest path: one transaction, code consumed, DSOS from onset. */
-    g_assert_true(authority_db_code_insert(db, "ABCDEFGHJKLP", 18399,
-                                           PROX_REPORT_CONFIRMED_TEST, TEST_NOW, TEST_NOW + 100,
-                                           &error));
+    g_assert_true(authority_db_code_insert(db, "ABCDEFGHJKLP", 18399, PROX_REPORT_CONFIRMED_TEST,
+                                           TEST_NOW, TEST_NOW + 100, &error));
     AuthorityUpload upload = {.code = (char *)"ABCDEFGHJKLP"};
     upload.keys = g_array_new(FALSE, TRUE, sizeof(ProxDiagnosisKey));
     ProxDiagnosisKey key = {.tek = {.rolling_start = 18401 * 144, .rolling_period = 144}};
@@ -341,8 +360,7 @@ static void test_db(void)
     /* A newer schema, and someone else's sqlite file, are refused. */
     sqlite3 *raw = NULL;
     g_assert_cmpint(sqlite3_open(path, &raw), ==, SQLITE_OK);
-    g_assert_cmpint(sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL), ==,
-                    SQLITE_OK);
+    g_assert_cmpint(sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL), ==, SQLITE_OK);
     sqlite3_close(raw);
     g_assert_null(authority_db_open(path, &error));
     g_assert_nonnull(strstr(error->message, "newer"));
@@ -363,12 +381,15 @@ static void test_export_names(void)
     gboolean temporary = FALSE;
     g_assert_true(authority_publish_is_export_name("1590000000-00000001-0001.zip", &temporary));
     g_assert_false(temporary);
-    g_assert_true(authority_publish_is_export_name("1590000000-00000001-0001.zip.aB3dE9",
-                                                   &temporary));
+    g_assert_true(
+        authority_publish_is_export_name("1590000000-00000001-0001.zip.aB3dE9", &temporary));
     g_assert_true(temporary);
-    const char *const no[] = {"index.txt", "1590000000-00000001-0001.zi",
-                              "1590000000-0000001-00001.zip", "1590000000-00000001-0001.zip.ab",
-                              "x590000000-00000001-0001.zip", "1590000000-00000001-0001.zip.a-cdef"};
+    const char *const no[] = {"index.txt",
+                              "1590000000-00000001-0001.zi",
+                              "1590000000-0000001-00001.zip",
+                              "1590000000-00000001-0001.zip.ab",
+                              "x590000000-00000001-0001.zip",
+                              "1590000000-00000001-0001.zip.a-cdef"};
     for (size_t i = 0; i < G_N_ELEMENTS(no); i++)
         g_assert_false(authority_publish_is_export_name(no[i], NULL));
 }

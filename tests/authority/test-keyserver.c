@@ -1,6 +1,6 @@
 /* test-keyserver.c - prox-keyserver over HTTP on loopback: uploads that are stored, every kind
  * of refusal (each a 4xx with its JSON reason, and nothing stored), rate limiting, racing
- * uploads with one code, scheduled publishing, the clock file, clean shutdown. */
+ * uploads with one code, scheduled publishing, the simulated clock, clean shutdown. */
 #include "authority-test-util.h"
 #include "prox-export.h"
 
@@ -64,8 +64,8 @@ static void test_upload_good(Fixture *f, gconstpointer data)
     uint8_t keys[14 * PROX_KEY_LEN];
     g_autofree char *body = test_upload_body(code, 14, keys);
     g_autofree char *answer = NULL;
-    g_assert_cmpint(test_http("POST", f->upload_url, JSON, body, strlen(body), &answer, NULL),
-                    ==, 200);
+    g_assert_cmpint(test_http("POST", f->upload_url, JSON, body, strlen(body), &answer, NULL), ==,
+                    200);
     g_assert_cmpint(test_json_int(answer, "inserted"), ==, 14);
     g_assert_cmpint(keys_stored(f), ==, 14);
     g_assert_cmpint(code_used(f), ==, 1);
@@ -95,15 +95,16 @@ static void test_upload_edges(Fixture *f, gconstpointer data)
     uint8_t k[3][PROX_KEY_LEN];
     randombytes_buf(k, sizeof k);
     /* today's key cut short at the current interval; the oldest accepted start; 30 keys */
-    g_autofree char *k0 = test_key_json(k[0], TEST_TODAY_START, now_interval + 1 - TEST_TODAY_START);
+    g_autofree char *k0 =
+        test_key_json(k[0], TEST_TODAY_START, now_interval + 1 - TEST_TODAY_START);
     g_autofree char *k1 = test_key_json(k[1], TEST_TODAY_START - 14 * 144, 144);
     g_autofree char *k2 = test_key_json(k[2], now_interval, 1);
     g_autofree char *code = test_issue_code(f->db, NULL, NULL);
     /* Codes are accepted in any case. */
     g_autofree char *lower = g_ascii_strdown(code, -1);
     g_autofree char *body = g_strdup_printf(
-        "{\"code\":\"%s\",\"temporaryExposureKeys\":[%s,%s,%s],\"padding\":\"xyz\"}",
-        lower, k0, k1, k2);
+        "{\"code\":\"%s\",\"temporaryExposureKeys\":[%s,%s,%s],\"padding\":\"xyz\"}", lower, k0, k1,
+        k2);
     post_expect(f, body, 200, "");
     g_assert_cmpint(keys_stored(f), ==, 3);
 
@@ -131,7 +132,7 @@ typedef struct {
 
 #define KEY_A "\"AAECAwQFBgcICQoLDA0ODw==\""
 #define KEY_B "\"EBESExQVFhcYGRobHB0eHw==\""
-#define KEY(k, start, period)                                                                  \
+#define KEY(k, start, period)                                                                      \
     "{\"key\":" k ",\"rollingStartNumber\":" #start ",\"rollingPeriod\":" #period "}"
 
 /* TEST_TODAY_START = 2649888, now interval 2650000, oldest start 2647872. */
@@ -145,8 +146,7 @@ static const BadCase bad_cases[] = {
     {"key not an object", "[1]", 400, "bad_key"},
     {"15-byte key", "[{\"key\":\"AAECAwQFBgcICQoLDA0O\",\"rollingStartNumber\":2649744}]", 400,
      "bad_key_data"},
-    {"17-byte key",
-     "[{\"key\":\"AAECAwQFBgcICQoLDA0ODxA=\",\"rollingStartNumber\":2649744}]", 400,
+    {"17-byte key", "[{\"key\":\"AAECAwQFBgcICQoLDA0ODxA=\",\"rollingStartNumber\":2649744}]", 400,
      "bad_key_data"},
     {"key not base64", "[{\"key\":\"AAECAwQFBgcICQoLDA0O!w==\",\"rollingStartNumber\":2649744}]",
      400, "bad_key_data"},
@@ -168,19 +168,19 @@ static const BadCase bad_cases[] = {
      "[{\"key\":" KEY_A ",\"rollingStartNumber\":2649744,\"reportType\":\"REVOKED\"}]", 400,
      "bad_report_type"},
     {"days since onset 15",
-     "[{\"key\":" KEY_A ",\"rollingStartNumber\":2649744,\"daysSinceOnsetOfSymptoms\":15}]",
-     400, "bad_days_since_onset"},
-    {"one bad key among good",
-     "[" KEY(KEY_A, 2649744, 144) "," KEY(KEY_B, 2649600, 145) "]", 400, "bad_rolling_period"},
-    {"no code", "!{\"temporaryExposureKeys\":[" KEY(KEY_A, 2649744, 144) "]}", 400,
-     "missing_code"},
+     "[{\"key\":" KEY_A ",\"rollingStartNumber\":2649744,\"daysSinceOnsetOfSymptoms\":15}]", 400,
+     "bad_days_since_onset"},
+    {"one bad key among good", "[" KEY(KEY_A, 2649744, 144) "," KEY(KEY_B, 2649600, 145) "]", 400,
+     "bad_rolling_period"},
+    {"no code", "!{\"temporaryExposureKeys\":[" KEY(KEY_A, 2649744, 144) "]}", 400, "missing_code"},
     {"code not a string", "!{\"code\":12,\"temporaryExposureKeys\":[" KEY(KEY_A, 2649744, 144) "]}",
      400, "missing_code"},
-    {"malformed code", "!{\"code\":\"ABC\",\"temporaryExposureKeys\":[" KEY(KEY_A, 2649744, 144) "]}",
-     403, "invalid_code"},
+    {"malformed code",
+     "!{\"code\":\"ABC\",\"temporaryExposureKeys\":[" KEY(KEY_A, 2649744, 144) "]}", 403,
+     "invalid_code"},
     {"code never issued",
-     "!{\"code\":\"2345-6789-ABCD\",\"temporaryExposureKeys\":[" KEY(KEY_A, 2649744, 144) "]}",
-     403, "invalid_code"},
+     "!{\"code\":\"2345-6789-ABCD\",\"temporaryExposureKeys\":[" KEY(KEY_A, 2649744, 144) "]}", 403,
+     "invalid_code"},
 };
 
 /* Each refusal: its status and reason, no key stored, the code still usable. */
@@ -195,8 +195,7 @@ static void test_upload_refused(Fixture *f, gconstpointer data)
             g_auto(GStrv) parts = g_strsplit(c->keys + 1, "@CODE@", -1);
             body = g_strjoinv(code, parts);
         } else {
-            body = g_strdup_printf("{\"code\":\"%s\",\"temporaryExposureKeys\":%s}", code,
-                                   c->keys);
+            body = g_strdup_printf("{\"code\":\"%s\",\"temporaryExposureKeys\":%s}", code, c->keys);
         }
         post_expect(f, body, c->status, c->reason);
         g_assert_cmpint(keys_stored(f), ==, 0);
@@ -245,15 +244,14 @@ static void test_upload_http_refusals(Fixture *f, gconstpointer data)
     g_autofree char *answer = NULL;
     g_autofree char *reason = NULL;
 
-    g_assert_cmpint(test_http("POST", f->upload_url, "text/plain", body, strlen(body), &answer,
-                              NULL),
-                    ==, 415);
+    g_assert_cmpint(
+        test_http("POST", f->upload_url, "text/plain", body, strlen(body), &answer, NULL), ==, 415);
     reason = test_json_reason(answer);
     g_assert_cmpstr(reason, ==, "unsupported_content_type");
     g_clear_pointer(&answer, g_free);
     g_clear_pointer(&reason, g_free);
-    g_assert_cmpint(test_http("POST", f->upload_url, NULL, body, strlen(body), &answer, NULL),
-                    ==, 415);
+    g_assert_cmpint(test_http("POST", f->upload_url, NULL, body, strlen(body), &answer, NULL), ==,
+                    415);
     g_clear_pointer(&answer, g_free);
     /* A charset parameter is fine. */
     g_autofree char *code2 = test_issue_code(f->db, NULL, NULL);
@@ -387,12 +385,10 @@ static void test_upload_repeat_keys(Fixture *f, gconstpointer data)
     g_autofree char *b2 =
         g_strdup_printf("{\"code\":\"%s\",\"temporaryExposureKeys\":[%s,%s]}", c2, ka, kb);
     g_autofree char *answer = NULL;
-    g_assert_cmpint(test_http("POST", f->upload_url, JSON, b1, strlen(b1), &answer, NULL), ==,
-                    200);
+    g_assert_cmpint(test_http("POST", f->upload_url, JSON, b1, strlen(b1), &answer, NULL), ==, 200);
     g_assert_cmpint(test_json_int(answer, "inserted"), ==, 1);
     g_clear_pointer(&answer, g_free);
-    g_assert_cmpint(test_http("POST", f->upload_url, JSON, b2, strlen(b2), &answer, NULL), ==,
-                    200);
+    g_assert_cmpint(test_http("POST", f->upload_url, JSON, b2, strlen(b2), &answer, NULL), ==, 200);
     g_assert_cmpint(test_json_int(answer, "inserted"), ==, 1);
     g_assert_cmpint(keys_stored(f), ==, 2);
     g_assert_cmpint(code_used(f), ==, 2);
@@ -402,8 +398,8 @@ static void test_rate_limit(void)
 {
     g_autofree char *dir = test_tmpdir_new();
     g_autofree char *db = g_build_filename(dir, "authority.db", NULL);
-    TestServer *server = test_server_start(dir, db, "--now", TEST_NOW_ARG, "--rate", "0.001",
-                                           "--burst", "3", NULL);
+    TestServer *server =
+        test_server_start(dir, db, "--now", TEST_NOW_ARG, "--rate", "0.001", "--burst", "3", NULL);
     g_autofree char *url = g_strconcat(server->url, "/v1/publish", NULL);
     g_autofree char *health = g_strconcat(server->url, "/healthz", NULL);
     for (int i = 0; i < 3; i++)
@@ -436,8 +432,8 @@ static void test_scheduled_publish(void)
     g_autofree char *out = g_build_filename(dir, "pub", NULL);
     g_autofree char *sec = g_build_filename(keydir, "310-v1.sec", NULL);
     g_autofree char *pub = g_build_filename(keydir, "310-v1.pub", NULL);
-    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version",
-                                   "v1", "--dir", keydir, NULL),
+    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version", "v1",
+                                   "--dir", keydir, NULL),
                     ==, 0);
     g_autofree char *code = test_issue_code(db, NULL, NULL);
     uint8_t keys[4 * PROX_KEY_LEN];
@@ -445,7 +441,7 @@ static void test_scheduled_publish(void)
 
     TestServer *server = test_server_start(dir, db, "--now", TEST_NOW_ARG, "--publish-dir", out,
                                            "--signing-key", sec, "--publish-interval", "1",
-                                           "--min-keys", "10", NULL);
+                                           "--min-keys", "10", "--padding-jitter", "0", NULL);
     g_autofree char *url = g_strconcat(server->url, "/v1/publish", NULL);
     g_assert_cmpint(test_http("POST", url, JSON, body, strlen(body), NULL, NULL), ==, 200);
     /* Wait for a run to publish the keys. */
@@ -482,34 +478,49 @@ static void test_scheduled_publish(void)
     test_tmpdir_free(g_steal_pointer(&dir));
 }
 
-/* A simulated world moves the server's clock through a file. */
-static void test_clock_file(void)
+/* A simulated world's clock (PROX_SIM_CLOCK, which proxd and the fake radio follow too). */
+static void test_sim_clock(void)
 {
     g_autofree char *dir = test_tmpdir_new();
     g_autofree char *db = g_build_filename(dir, "authority.db", NULL);
-    g_autofree char *clock = g_build_filename(dir, "clock", NULL);
-    g_assert_true(g_file_set_contents(clock, "1590000000\n", -1, NULL));
-    TestServer *server =
-        test_server_start(dir, db, "--clock-file", clock, "--rate", "0", NULL);
-    g_autofree char *url = g_strconcat(server->url, "/v1/publish", NULL);
+    gint64 real = g_get_real_time() / G_USEC_PER_SEC;
     g_autofree char *code = test_issue_code(db, NULL, "7d");
     g_autofree char *body = test_upload_body(code, 14, NULL);
-    /* Ten days later the oldest of these keys is too old. */
-    g_assert_true(g_file_set_contents(clock, "1590864000\n", -1, NULL));
+
+    /* Ten days after TEST_NOW, the oldest of these keys is too old. */
+    g_autofree char *later = g_strdup_printf("%" G_GINT64_FORMAT ":%d:1", real, TEST_NOW + 864000);
+    g_setenv("PROX_SIM_CLOCK", later, TRUE);
+    TestServer *server = test_server_start(dir, db, "--rate", "0", NULL);
+    g_autofree char *url = g_strconcat(server->url, "/v1/publish", NULL);
     g_autofree char *answer = NULL;
     g_assert_cmpint(test_http("POST", url, JSON, body, strlen(body), &answer, NULL), ==, 400);
     g_autofree char *reason = test_json_reason(answer);
     g_assert_cmpstr(reason, ==, "key_too_old");
-    g_assert_true(g_file_set_contents(clock, "1590000000\n", -1, NULL));
-    g_assert_cmpint(test_http("POST", url, JSON, body, strlen(body), NULL, NULL), ==, 200);
-    /* A clock file that cannot be read: the server's fault, 503, nothing stored. */
-    g_autofree char *code2 = test_issue_code(db, NULL, NULL);
-    g_autofree char *body2 = test_upload_body(code2, 2, NULL);
-    g_assert_true(g_file_set_contents(clock, "garbage\n", -1, NULL));
-    g_clear_pointer(&answer, g_free);
-    g_assert_cmpint(test_http("POST", url, JSON, body2, strlen(body2), &answer, NULL), ==, 503);
-    g_assert_cmpint(test_db_int(db, "SELECT count(*) FROM keys"), ==, 14);
     g_assert_cmpint(test_server_stop(server), ==, 0);
+
+    /* In a world whose clock reads TEST_NOW they are fine. */
+    g_autofree char *then = g_strdup_printf("%" G_GINT64_FORMAT ":%d:1", real, TEST_NOW);
+    g_setenv("PROX_SIM_CLOCK", then, TRUE);
+    server = test_server_start(dir, db, "--rate", "0", NULL);
+    g_free(url);
+    url = g_strconcat(server->url, "/v1/publish", NULL);
+    g_assert_cmpint(test_http("POST", url, JSON, body, strlen(body), NULL, NULL), ==, 200);
+    g_assert_cmpint(test_server_stop(server), ==, 0);
+    g_assert_cmpint(test_db_int(db, "SELECT count(*) FROM keys"), ==, 14);
+    g_assert_cmpint(test_db_int(db, "SELECT abs(max(uploaded_at) - 1590000000) < 60 FROM keys"), ==,
+                    1);
+    /* prox-authority follows it too. */
+    g_assert_cmpint(test_authority(NULL, NULL, "issue-code", "--db", db, "--onset", "2020-05-19",
+                                   "--test-type", "clinical", NULL),
+                    ==, 0);
+    g_assert_cmpint(test_db_int(db, "SELECT abs(max(issued_at) - 1590000000) < 60 FROM codes"), ==,
+                    1);
+
+    /* A malformed one is a usage error. */
+    g_setenv("PROX_SIM_CLOCK", "soon", TRUE);
+    const char *const argv[] = {g_getenv("PROX_KEYSERVER"), "--db", db, NULL};
+    g_assert_cmpint(test_run(argv, NULL, NULL), ==, 2);
+    g_unsetenv("PROX_SIM_CLOCK");
     test_tmpdir_free(g_steal_pointer(&dir));
 }
 
@@ -553,7 +564,7 @@ int main(int argc, char **argv)
     ADD("/keyserver/upload/repeat-keys", test_upload_repeat_keys);
     g_test_add_func("/keyserver/rate-limit", test_rate_limit);
     g_test_add_func("/keyserver/scheduled-publish", test_scheduled_publish);
-    g_test_add_func("/keyserver/clock-file", test_clock_file);
+    g_test_add_func("/keyserver/sim-clock", test_sim_clock);
     g_test_add_func("/keyserver/bad-arguments", test_bad_arguments);
     int status = g_test_run();
     curl_global_cleanup();

@@ -103,9 +103,9 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(context, entries, NULL);
     g_autoptr(GError) error = NULL;
     gint64 now = 0;
-    if (!g_option_context_parse(context, &argc, &argv, &error) || db_path == NULL ||
-        url == NULL || now_text == NULL || uploads < 1 || concurrency < 1 || keys < 1 ||
-        keys > 14 || !authority_clock_parse_time(now_text, &now, &error)) {
+    if (!g_option_context_parse(context, &argc, &argv, &error) || db_path == NULL || url == NULL ||
+        now_text == NULL || uploads < 1 || concurrency < 1 || keys < 1 || keys > 14 ||
+        !authority_clock_parse_time(now_text, &now, &error)) {
         fprintf(stderr, "keyserver-load: %s\n",
                 error != NULL ? error->message : "--db, --url and --now are required");
         return 2;

@@ -113,9 +113,9 @@ static gboolean bench(const char *db_path, const char *out_dir, gint keys, gint6
            "bytes %" G_GINT64_FORMAT " bytes_per_key %.2f verify_s %.2f verified_keys %u\n",
            keys, fill_s, publish_s, result.files_written, result.real_keys, result.padding_keys,
            bytes, (double)bytes / verified, verify_s, verified);
-    if (verified != (guint)keys) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_IO, "verified %u keys, published %d",
-                    verified, keys);
+    if (verified != result.real_keys + result.padding_keys || result.real_keys != (guint)keys) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_IO, "verified %u keys, published %u + %u",
+                    verified, result.real_keys, result.padding_keys);
         return FALSE;
     }
     return TRUE;
@@ -132,8 +132,7 @@ int main(int argc, char **argv)
          "DB"},
         {"out", 0, 0, G_OPTION_ARG_FILENAME, &out_dir, "Publish directory", "DIR"},
         {"keys", 0, 0, G_OPTION_ARG_INT, &keys, "Keys to publish (default 1000000)", "N"},
-        {"now", 0, 0, G_OPTION_ARG_STRING, &now_text, "Current time (default real time)",
-         "TIME"},
+        {"now", 0, 0, G_OPTION_ARG_STRING, &now_text, "Current time (default real time)", "TIME"},
         {NULL},
     };
     g_autoptr(GOptionContext) context = g_option_context_new(NULL);
