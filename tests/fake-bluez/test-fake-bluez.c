@@ -6,8 +6,10 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 
 #include "bdaddr.h"
@@ -205,10 +207,17 @@ static void advert_change_service_data(TestAdvert *ad, GVariant *service_data)
         g_variant_new("(sa{sv}as)", "org.bluez.LEAdvertisement1", &changed, NULL), NULL);
 }
 
+/* Children die with the test, even when it aborts on a failed assertion. */
+static void die_with_parent(gpointer user_data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 /* --- fixture: private bus, the fake, an object-manager client ------------------------------ */
 
 typedef struct {
-    GTestDBus *bus;
+    GSubprocess *bus;
+    gboolean bus_exited;
     char *address;
     char *clock_spec;
     char *tmpdir;
@@ -344,6 +353,7 @@ static void fake_start(Fixture *f)
     if (program == NULL)
         program = g_test_build_filename(G_TEST_BUILT, "fake-bluez", NULL);
     g_subprocess_launcher_setenv(launcher, "PROX_SIM_CLOCK", f->clock_spec, TRUE);
+    g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
     f->fake = g_subprocess_launcher_spawn(launcher, &error, program, "--bus-address", f->address,
                                           "--scenario", scenario, "--seed", "7", "--truth-log",
                                           f->truth_path, "--adv-manager-delay", "200", NULL);
@@ -370,15 +380,55 @@ static void set_clock(Fixture *f, double speed)
     f->clock_spec = prox_sim_clock_format(&clock);
 }
 
+static const char bus_config[] =
+    "<busconfig><type>session</type><listen>unix:tmpdir=/tmp</listen>"
+    "<policy context='default'><allow send_destination='*' eavesdrop='true'/>"
+    "<allow eavesdrop='true'/><allow own='*'/></policy></busconfig>\n";
+
+static void on_bus_exited(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
+    ((Fixture *)user_data)->bus_exited = TRUE;
+}
+
+/* A private dbus-daemon with no activatable services; never the system bus. */
+static void bus_start(Fixture *f)
+{
+    g_autofree char *config = g_build_filename(f->tmpdir, "bus.conf", NULL);
+    g_autofree char *config_arg = g_strconcat("--config-file=", config, NULL);
+    g_autoptr(GDataInputStream) out = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+        G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+
+    g_assert_true(g_file_set_contents(config, bus_config, -1, &error));
+    g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+    f->bus = g_subprocess_launcher_spawn(launcher, &error, "dbus-daemon", "--nofork",
+                                         "--print-address=1", config_arg, NULL);
+    g_assert_no_error(error);
+    g_subprocess_wait_async(f->bus, NULL, on_bus_exited, f);
+    /* The daemon prints its address once it listens. */
+    out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(f->bus));
+    f->address = g_data_input_stream_read_line(out, NULL, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_nonnull(f->address);
+    g_unlink(config);
+}
+
+static void bus_stop(Fixture *f)
+{
+    g_subprocess_send_signal(f->bus, SIGTERM);
+    WAIT_FOR(f->bus_exited, WAIT_MS, "dbus-daemon to exit");
+    g_clear_object(&f->bus);
+}
+
 static void fixture_setup_speed(Fixture *f, double speed)
 {
     g_autoptr(GError) error = NULL;
 
-    f->bus = g_test_dbus_new(G_TEST_DBUS_NONE);
-    g_test_dbus_up(f->bus);
-    f->address = g_strdup(g_test_dbus_get_bus_address(f->bus));
     f->tmpdir = g_dir_make_tmp("fake-bluez-test-XXXXXX", &error);
     g_assert_no_error(error);
+    bus_start(f);
     f->truth_path = g_build_filename(f->tmpdir, "truth.jsonl", NULL);
     set_clock(f, speed);
     f->conn = connect_bus(f);
@@ -408,18 +458,25 @@ static void fixture_setup_fast(Fixture *f, gconstpointer data)
     fixture_setup_speed(f, 20.0);
 }
 
+static GVariant *control(Fixture *f, const char *method, GVariant *params);
+
 static void fixture_teardown(Fixture *f, gconstpointer data)
 {
-    if (f->fake != NULL)
-        fake_kill(f, SIGTERM);
+    if (f->fake != NULL) {
+        /* A clean exit (status 0) also means no leak report under AddressSanitizer. */
+        g_variant_unref(control(f, "Quit", NULL));
+        WAIT_FOR(f->fake_exited, WAIT_MS, "fake-bluez to quit");
+        g_assert_cmpint(f->fake_status, ==, 0);
+        WAIT_FOR(!f->control_up, WAIT_MS, "the fake's names to vanish");
+        g_clear_object(&f->fake);
+    }
     g_signal_handlers_disconnect_by_data(f->om, f);
     g_clear_object(&f->om);
     g_dbus_connection_signal_unsubscribe(f->conn, f->signal_sub);
     g_bus_unwatch_name(f->control_watch);
     g_dbus_connection_close_sync(f->conn, NULL, NULL);
     g_clear_object(&f->conn);
-    g_test_dbus_down(f->bus);
-    g_clear_object(&f->bus);
+    bus_stop(f);
     g_unlink(f->truth_path);
     g_rmdir(f->tmpdir);
     g_clear_pointer(&f->last_adv_event, g_variant_unref);
@@ -533,6 +590,15 @@ static gboolean lookup_bool(GVariant *dict, const char *key)
     return value;
 }
 
+static void assert_remote_error(const GError *error, const char *name)
+{
+    g_autofree char *remote = NULL;
+
+    g_assert_nonnull(error);
+    remote = g_dbus_error_get_remote_error(error);
+    g_assert_cmpstr(remote, ==, name);
+}
+
 static gboolean is_nrpa_string(const char *text)
 {
     FbBdaddr addr;
@@ -614,6 +680,31 @@ static gboolean truth_has(Fixture *f, const char *needle)
     return g_file_get_contents(f->truth_path, &text, NULL, NULL) && strstr(text, needle) != NULL;
 }
 
+/* Simulated time of the last report `to` heard that reached D-Bus, from the truth log. */
+static double last_visible_report(Fixture *f, const char *to)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    double last = -1;
+
+    g_assert_true(g_file_get_contents(f->truth_path, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++) {
+        g_autoptr(JsonParser) parser = json_parser_new();
+        JsonObject *o;
+
+        if (*lines[i] == '\0')
+            continue;
+        g_assert_true(json_parser_load_from_data(parser, lines[i], -1, NULL));
+        o = json_node_get_object(json_parser_get_root(parser));
+        if (g_str_equal(json_object_get_string_member(o, "to"), to) &&
+            json_object_get_boolean_member(o, "visible"))
+            last = MAX(last, json_object_get_double_member(o, "t"));
+    }
+    g_assert_cmpfloat(last, >, 0);
+    return last;
+}
+
 static gboolean has_public_device(Fixture *f, const char *adapter_path, const char *address)
 {
     g_autofree char *path = NULL;
@@ -654,11 +745,14 @@ static void wait_adapters_ready(Fixture *f)
              WAIT_MS, "both adapters with their advertising managers");
 }
 
+/* Registers the usual FD6F broadcast on hci0 and waits until it is on the air. */
 static TestAdvert *register_default(Fixture *f, GDBusConnection *conn)
 {
     TestAdvert *ad = advert_new(conn, ADV_PATH, service_data_of(0x10, 20));
+    guint events = f->adv_events;
 
     g_assert_no_error(advert_register(ad, HCI0));
+    WAIT_FOR(f->adv_events > events, WAIT_MS, "the advertisement on the air");
     return ad;
 }
 
@@ -848,18 +942,18 @@ static void test_register_and_refresh(Fixture *f, gconstpointer data)
     /* The same object twice, a broadcast with flags, data that does not fit in 31 bytes. */
     err = advert_register(ad, HCI0);
     g_assert_true(g_dbus_error_is_remote_error(err));
-    g_assert_cmpstr(g_dbus_error_get_remote_error(err), ==, "org.bluez.Error.AlreadyExists");
+    assert_remote_error(err, "org.bluez.Error.AlreadyExists");
     bad = advert_new(f->conn, "/org/proxd/test/bad", service_data_of(0, 20));
     bad->discoverable = TRUE;
     err = advert_register(bad, HCI0);
     g_assert_nonnull(err);
-    g_assert_cmpstr(g_dbus_error_get_remote_error(err), ==, "org.bluez.Error.Failed");
+    assert_remote_error(err, "org.bluez.Error.Failed");
     bad->discoverable = FALSE;
     g_variant_unref(bad->service_data);
     bad->service_data = service_data_of(0, 28);
     err = advert_register(bad, HCI0);
     g_assert_nonnull(err);
-    g_assert_cmpstr(g_dbus_error_get_remote_error(err), ==, "org.bluez.Error.Failed");
+    assert_remote_error(err, "org.bluez.Error.Failed");
     advert_free(bad);
 
     call_ok(f->conn, HCI0, "org.bluez.LEAdvertisingManager1", "UnregisterAdvertisement",
@@ -929,7 +1023,7 @@ static void test_discovery(Fixture *f, gconstpointer data)
     rssi_before = f->rssi_changes;
     sd_before = f->service_data_changes;
     g_assert_cmpuint(wait_reports(f, 1, 0, 4), ==, 4);
-    g_assert_cmpuint(f->rssi_changes - rssi_before, ==, 4);
+    g_assert_cmpuint(f->rssi_changes - rssi_before, >=, 4);
     g_assert_cmpuint(f->service_data_changes - sd_before, ==, 0);
 
     /* The ground truth names both ends and the address heard. */
@@ -1029,7 +1123,7 @@ static void test_client_disconnect(Fixture *f, gconstpointer data)
 static void test_device_expiry(Fixture *f, gconstpointer data)
 {
     g_autofree char *dev = NULL;
-    double moved, gone;
+    double last, gone;
     TestAdvert *ad;
 
     wait_adapters_ready(f);
@@ -1038,15 +1132,16 @@ static void test_device_expiry(Fixture *f, gconstpointer data)
     call_ok(f->conn, HCI1, "org.bluez.Adapter1", "StartDiscovery", NULL);
     WAIT_FOR(count_devices(f, HCI1, &dev) == 1, WAIT_MS, "a Device1 on hci1");
 
-    /* bob walks 1 km away: nothing more is heard, and the device goes 30 s (sim) after it
-     * was last seen, at most one report interval (1 s sim) before the move. */
+    /* bob walks 1 km away: nothing more is heard, and the device goes 30 s (sim) after the
+     * last report that reached it (from the ground truth); the upper bound only allows for
+     * a slow, loaded machine (20 sim s per real s). */
     g_variant_unref(control(f, "SetPosition", g_variant_new("(sdd)", "bob", 1000.0, 0.0)));
-    moved = sim_time(f);
     WAIT_FOR(count_devices(f, HCI1, NULL) == 0, 5000, "the device to expire");
     gone = sim_time(f);
-    g_test_message("device expired %.2f s (sim) after the move", gone - moved);
-    g_assert_cmpfloat(gone - moved, >=, 28.5);
-    g_assert_cmpfloat(gone - moved, <=, 34.0);
+    last = last_visible_report(f, "bob");
+    g_test_message("device expired %.2f s (sim) after it was last seen", gone - last);
+    g_assert_cmpfloat(gone - last, >=, 30.0);
+    g_assert_cmpfloat(gone - last, <=, 45.0);
     g_assert_true(prop_bool(f, HCI1, "org.bluez.Adapter1", "Discovering", TRUE));
 
     /* Back in range, a new Device1 appears for the same address. */
@@ -1102,7 +1197,7 @@ static void test_power_and_unplug(Fixture *f, gconstpointer data)
     set_property(f->conn, HCI1, "org.bluez.Adapter1", "Powered", g_variant_new_boolean(TRUE),
                  &error);
     g_assert_nonnull(error);
-    g_assert_cmpstr(g_dbus_error_get_remote_error(error), ==, "org.bluez.Error.Blocked");
+    assert_remote_error(error, "org.bluez.Error.Blocked");
     g_clear_error(&error);
 
     /* Unplug hci0: Release() on the advertisement, objects gone; replug: fresh adapter. */

@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+#include "fake-bluez-resources.h"
 #include "radio.h"
 
 /* A scanner-advertisement pair's report schedule. */
@@ -39,10 +40,14 @@ FbWorld *fb_world_new(const FbOptions *opts, const ProxSimClock *clock, FbScenar
     world->addr_rng = g_rand_new();
     world->loop = g_main_loop_new(NULL, FALSE);
 
-    bluez_xml = g_resources_lookup_data("/org/proxd/fake-bluez/org.bluez.xml", 0, error);
-    control_xml =
-        g_resources_lookup_data("/org/proxd/fake-bluez/org.proxd.FakeBluez1.xml", 0, error);
-    if (bluez_xml == NULL || control_xml == NULL)
+    /* Looked up through the generated accessor so a static link keeps the resource. */
+    bluez_xml = g_resource_lookup_data(fake_bluez_get_resource(),
+                                       "/org/proxd/fake-bluez/org.bluez.xml", 0, error);
+    if (bluez_xml == NULL)
+        goto fail;
+    control_xml = g_resource_lookup_data(
+        fake_bluez_get_resource(), "/org/proxd/fake-bluez/org.proxd.FakeBluez1.xml", 0, error);
+    if (control_xml == NULL)
         goto fail;
     world->bluez_node = g_dbus_node_info_new_for_xml(g_bytes_get_data(bluez_xml, NULL), error);
     if (world->bluez_node == NULL)
