@@ -23,16 +23,14 @@
 /* ---------- SHA-256 and the precomputed zero-salt HKDF pieces ---------- */
 
 static const uint32_t sha256_k[64] __attribute__((aligned(64))) = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 static const uint32_t sha256_iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
@@ -75,7 +73,8 @@ static void sha256_rounds_c(uint32_t s[8], const uint32_t wk[64])
 {
     uint32_t a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
     for (int t = 0; t < 64; t++) {
-        uint32_t t1 = h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) + ((e & f) ^ (~e & g)) + wk[t];
+        uint32_t t1 =
+            h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) + ((e & f) ^ (~e & g)) + wk[t];
         uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
         h = g;
         g = f;
@@ -466,8 +465,7 @@ static ALWAYS_INLINE T_SHANI void shani_compress_wk(int n, __m128i *abef, __m128
     }
 }
 
-static ALWAYS_INLINE T_SHANI void shani_hkdf16(int n, const uint8_t *teks, int info,
-                                               uint8_t *out)
+static ALWAYS_INLINE T_SHANI void shani_hkdf16(int n, const uint8_t *teks, int info, uint8_t *out)
 {
     const __m128i bswap = _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
     const __m128i pad = _mm_set_epi32(0, 0, 0, (int)0x80000000);
@@ -533,13 +531,13 @@ static ALWAYS_INLINE T_SHANI void shani_hkdf16(int n, const uint8_t *teks, int i
 }
 
 static __attribute__((noinline)) T_SHANI void shani_hkdf16_x4(const uint8_t *teks, int info,
-                                                               uint8_t *out)
+                                                              uint8_t *out)
 {
     shani_hkdf16(SHANI_LANES, teks, info, out);
 }
 
 static __attribute__((noinline)) T_SHANI void shani_hkdf16_x1(const uint8_t *teks, int info,
-                                                               uint8_t *out)
+                                                              uint8_t *out)
 {
     shani_hkdf16(1, teks, info, out);
 }
@@ -556,37 +554,37 @@ static __attribute__((noinline)) T_SHANI void shani_hkdf16_x1(const uint8_t *tek
 #define X16_ROR(x, n) _mm512_ror_epi32((x), (n))
 
 /* Message word t plus K_t; for t >= 16 the schedule is extended in place in W. */
-#define X16_WK(W, t)                                                                          \
-    __extension__({                                                                           \
-        if ((t) >= 16) {                                                                      \
-            __m512i w15_ = (W)[((t) + 1) & 15], w2_ = (W)[((t) + 14) & 15];                   \
-            __m512i sg0_ = _mm512_ternarylogic_epi32(X16_ROR(w15_, 7), X16_ROR(w15_, 18),     \
-                                                     _mm512_srli_epi32(w15_, 3), 0x96);       \
-            __m512i sg1_ = _mm512_ternarylogic_epi32(X16_ROR(w2_, 17), X16_ROR(w2_, 19),      \
-                                                     _mm512_srli_epi32(w2_, 10), 0x96);       \
-            (W)[(t) & 15] = _mm512_add_epi32(_mm512_add_epi32((W)[(t) & 15], sg0_),           \
-                                             _mm512_add_epi32((W)[((t) + 9) & 15], sg1_));    \
-        }                                                                                     \
-        _mm512_add_epi32((W)[(t) & 15], _mm512_set1_epi32((int)sha256_k[(t)]));               \
+#define X16_WK(W, t)                                                                               \
+    __extension__({                                                                                \
+        if ((t) >= 16) {                                                                           \
+            __m512i w15_ = (W)[((t) + 1) & 15], w2_ = (W)[((t) + 14) & 15];                        \
+            __m512i sg0_ = _mm512_ternarylogic_epi32(X16_ROR(w15_, 7), X16_ROR(w15_, 18),          \
+                                                     _mm512_srli_epi32(w15_, 3), 0x96);            \
+            __m512i sg1_ = _mm512_ternarylogic_epi32(X16_ROR(w2_, 17), X16_ROR(w2_, 19),           \
+                                                     _mm512_srli_epi32(w2_, 10), 0x96);            \
+            (W)[(t)&15] = _mm512_add_epi32(_mm512_add_epi32((W)[(t)&15], sg0_),                    \
+                                           _mm512_add_epi32((W)[((t) + 9) & 15], sg1_));           \
+        }                                                                                          \
+        _mm512_add_epi32((W)[(t)&15], _mm512_set1_epi32((int)sha256_k[(t)]));                      \
     })
 
 /* Round t on state S[8] with rotating roles: round t's `a` is S[-t & 7], and the new `a`
  * and `e` overwrite the old `h` and `d`, so no register moves are needed. */
-#define X16_ROUND(S, t, wk)                                                                   \
-    do {                                                                                      \
-        __m512i wk_ = (wk);                                                                   \
-        __m512i a_ = (S)[(64 - (t)) & 7], b_ = (S)[(65 - (t)) & 7], c_ = (S)[(66 - (t)) & 7]; \
-        __m512i d_ = (S)[(67 - (t)) & 7], e_ = (S)[(68 - (t)) & 7], f_ = (S)[(69 - (t)) & 7]; \
-        __m512i g_ = (S)[(70 - (t)) & 7], h_ = (S)[(71 - (t)) & 7];                           \
-        __m512i s1_ = _mm512_ternarylogic_epi32(X16_ROR(e_, 6), X16_ROR(e_, 11),              \
-                                                X16_ROR(e_, 25), 0x96);                       \
-        __m512i ch_ = _mm512_ternarylogic_epi32(e_, f_, g_, 0xca);                            \
-        __m512i t1_ = _mm512_add_epi32(_mm512_add_epi32(h_, s1_), _mm512_add_epi32(ch_, wk_)); \
-        __m512i s0_ = _mm512_ternarylogic_epi32(X16_ROR(a_, 2), X16_ROR(a_, 13),              \
-                                                X16_ROR(a_, 22), 0x96);                       \
-        __m512i maj_ = _mm512_ternarylogic_epi32(a_, b_, c_, 0xe8);                           \
-        (S)[(67 - (t)) & 7] = _mm512_add_epi32(d_, t1_);                                      \
-        (S)[(71 - (t)) & 7] = _mm512_add_epi32(t1_, _mm512_add_epi32(s0_, maj_));             \
+#define X16_ROUND(S, t, wk)                                                                        \
+    do {                                                                                           \
+        __m512i wk_ = (wk);                                                                        \
+        __m512i a_ = (S)[(64 - (t)) & 7], b_ = (S)[(65 - (t)) & 7], c_ = (S)[(66 - (t)) & 7];      \
+        __m512i d_ = (S)[(67 - (t)) & 7], e_ = (S)[(68 - (t)) & 7], f_ = (S)[(69 - (t)) & 7];      \
+        __m512i g_ = (S)[(70 - (t)) & 7], h_ = (S)[(71 - (t)) & 7];                                \
+        __m512i s1_ =                                                                              \
+            _mm512_ternarylogic_epi32(X16_ROR(e_, 6), X16_ROR(e_, 11), X16_ROR(e_, 25), 0x96);     \
+        __m512i ch_ = _mm512_ternarylogic_epi32(e_, f_, g_, 0xca);                                 \
+        __m512i t1_ = _mm512_add_epi32(_mm512_add_epi32(h_, s1_), _mm512_add_epi32(ch_, wk_));     \
+        __m512i s0_ =                                                                              \
+            _mm512_ternarylogic_epi32(X16_ROR(a_, 2), X16_ROR(a_, 13), X16_ROR(a_, 22), 0x96);     \
+        __m512i maj_ = _mm512_ternarylogic_epi32(a_, b_, c_, 0xe8);                                \
+        (S)[(67 - (t)) & 7] = _mm512_add_epi32(d_, t1_);                                           \
+        (S)[(71 - (t)) & 7] = _mm512_add_epi32(t1_, _mm512_add_epi32(s0_, maj_));                  \
     } while (0)
 
 static ALWAYS_INLINE T_AVX512 void x16_feed_forward(__m512i *s, const __m512i *work)
@@ -608,7 +606,7 @@ static __attribute__((noinline)) T_AVX512 void x16_compress(__m512i *s, __m512i 
 
 /* Two independent compressions, interleaved round by round. */
 static __attribute__((noinline)) T_AVX512 void x16_compress2(__m512i *s, __m512i *w, __m512i *s2,
-                                                              __m512i *w2)
+                                                             __m512i *w2)
 {
     __m512i x[8], y[8];
     memcpy(x, s, sizeof x);
@@ -634,7 +632,7 @@ static __attribute__((noinline)) T_AVX512 void x16_compress_wk(__m512i *s, const
 }
 
 static __attribute__((noinline)) T_AVX512 void x16_compress_wk2(__m512i *s, __m512i *s2,
-                                                                 const uint32_t *wk)
+                                                                const uint32_t *wk)
 {
     __m512i x[8], y[8];
     memcpy(x, s, sizeof x);
@@ -657,8 +655,8 @@ typedef struct {
 
 static ALWAYS_INLINE T_AVX512 __m512i x16_bswap(__m512i x)
 {
-    const __m512i bswap = _mm512_broadcast_i32x4(
-        _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3));
+    const __m512i bswap =
+        _mm512_broadcast_i32x4(_mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3));
     return _mm512_shuffle_epi8(x, bswap);
 }
 
@@ -748,7 +746,7 @@ static ALWAYS_INLINE T_AVX512 void x16_finish(X16Hkdf *h, uint8_t *out)
 
 /* HKDF of 16 TEKs: c3 || c4 interleaved, the rest one stream. */
 static __attribute__((noinline)) T_AVX512 void x16_hkdf16(const uint8_t *teks, int info,
-                                                           uint8_t *out)
+                                                          uint8_t *out)
 {
     X16Hkdf h;
     x16_start(&h, teks);
@@ -765,7 +763,7 @@ static __attribute__((noinline)) T_AVX512 void x16_hkdf16(const uint8_t *teks, i
 
 /* HKDF of 32 TEKs as two groups of 16 interleaved at every step. */
 static __attribute__((noinline)) T_AVX512 void x16_hkdf32(const uint8_t *teks, int info,
-                                                           uint8_t *out)
+                                                          uint8_t *out)
 {
     X16Hkdf g[2];
     x16_start(&g[0], teks);
@@ -800,7 +798,7 @@ static ALWAYS_INLINE T_AESNI __m128i aes_expand_step(__m128i key, __m128i assist
     return _mm_xor_si128(key, assist);
 }
 
-#define AES_EXPAND(rk, i, rcon)                                                               \
+#define AES_EXPAND(rk, i, rcon)                                                                    \
     rk[i] = aes_expand_step(rk[i - 1], _mm_aeskeygenassist_si128(rk[i - 1], rcon))
 
 static ALWAYS_INLINE T_AESNI void aes128_expand(const uint8_t key[16], __m128i rk[11])
@@ -892,12 +890,12 @@ static __attribute__((noinline)) T_VAES void vaes_rpis(const uint8_t rpik[16], u
     __m512i rk[11];
     for (int r = 0; r < 11; r++)
         rk[r] = _mm512_broadcast_i32x4(rk128[r]);
-    const __m512i base =
-        _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)rpi_prefix)), rk[0]);
+    const __m512i base = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)rpi_prefix)), rk[0]);
     /* Block i of a register holds interval start + i in its top dword. */
-    __m512i ctr = _mm512_maskz_add_epi32(
-        0x8888, _mm512_set1_epi32((int)start),
-        _mm512_set_epi32(3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0));
+    __m512i ctr =
+        _mm512_maskz_add_epi32(0x8888, _mm512_set1_epi32((int)start),
+                               _mm512_set_epi32(3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0));
     const __m512i four = _mm512_maskz_set1_epi32(0x8888, 4);
     uint8_t *out = (uint8_t *)rpis;
     const uint32_t nz = (count + 3) / 4;
@@ -985,7 +983,8 @@ ProxRpiDeriver *prox_rpi_deriver_new(ProxCryptoImpl impl)
     if (impl.aes == PROX_AES_PORTABLE) {
         static const uint8_t zero_key[16];
         d->ecb = EVP_CIPHER_CTX_new();
-        if (d->ecb == NULL || EVP_EncryptInit_ex(d->ecb, EVP_aes_128_ecb(), NULL, zero_key, NULL) != 1)
+        if (d->ecb == NULL ||
+            EVP_EncryptInit_ex(d->ecb, EVP_aes_128_ecb(), NULL, zero_key, NULL) != 1)
             g_error("OpenSSL: cannot set up AES-128-ECB");
         EVP_CIPHER_CTX_set_padding(d->ecb, 0);
         for (int j = 0; j < PROX_MAX_ROLLING_PERIOD; j++)

@@ -69,10 +69,8 @@ ProxCryptoImpl prox_crypto_impl_default(void);
 
 /* HKDF-SHA256(IKM = tek, salt = none, info = "EN-RPIK" / "EN-AEMK", L = 16) for one key,
  * with the implementation's SHA-256 (portable C when it only works on key groups). */
-void prox_crypto_rpik(ProxShaImpl sha, const uint8_t tek[PROX_KEY_LEN],
-                      uint8_t rpik[PROX_KEY_LEN]);
-void prox_crypto_aemk(ProxShaImpl sha, const uint8_t tek[PROX_KEY_LEN],
-                      uint8_t aemk[PROX_KEY_LEN]);
+void prox_crypto_rpik(ProxShaImpl sha, const uint8_t tek[PROX_KEY_LEN], uint8_t rpik[PROX_KEY_LEN]);
+void prox_crypto_aemk(ProxShaImpl sha, const uint8_t tek[PROX_KEY_LEN], uint8_t aemk[PROX_KEY_LEN]);
 
 /* Per-thread derivation state (the portable AES path keeps an OpenSSL context). */
 typedef struct _ProxRpiDeriver ProxRpiDeriver;
@@ -86,8 +84,8 @@ ProxCryptoImpl prox_rpi_deriver_impl(const ProxRpiDeriver *deriver);
 #define PROX_RPI_DERIVER_BATCH 32
 
 /* RPIKs of n TEKs: rpiks[i] = HKDF(teks[i], "EN-RPIK"). */
-void prox_rpi_deriver_rpiks(ProxRpiDeriver *deriver, const uint8_t (*teks)[PROX_KEY_LEN],
-                            size_t n, uint8_t (*rpiks)[PROX_KEY_LEN]);
+void prox_rpi_deriver_rpiks(ProxRpiDeriver *deriver, const uint8_t (*teks)[PROX_KEY_LEN], size_t n,
+                            uint8_t (*rpiks)[PROX_KEY_LEN]);
 
 /* rpis[j] = RPI of interval start + j for j < count (1..144); writes exactly count RPIs.
  * Interval numbers wrap modulo 2^32 as GAEN's uint32 encoding does. */

@@ -33,15 +33,15 @@ G_BEGIN_DECLS
 typedef struct _ProxMatcher ProxMatcher;
 
 typedef struct {
-    guint64 keys;               /* keys fed */
-    guint64 keys_invalid;       /* skipped: bad rolling period or interval overflow */
-    guint64 rpis;               /* RPIs derived and looked up */
-    guint64 candidates;         /* RPIs that passed the filter (true and false positives) */
-    guint64 rpi_hits;           /* (RPI, sighting) pairs with equal RPIs */
-    guint64 rejected_window;    /* ... heard outside the ±12 interval window */
-    guint64 rejected_metadata;  /* ... with an AEM whose metadata version is not 1.x */
-    guint64 rejected_tx_power;  /* ... with a TX power outside -50..+20 dBm */
-    guint64 matched;            /* matched sightings reported */
+    guint64 keys;              /* keys fed */
+    guint64 keys_invalid;      /* skipped: bad rolling period or interval overflow */
+    guint64 rpis;              /* RPIs derived and looked up */
+    guint64 candidates;        /* RPIs that passed the filter (true and false positives) */
+    guint64 rpi_hits;          /* (RPI, sighting) pairs with equal RPIs */
+    guint64 rejected_window;   /* ... heard outside the ±12 interval window */
+    guint64 rejected_metadata; /* ... with an AEM whose metadata version is not 1.x */
+    guint64 rejected_tx_power; /* ... with a TX power outside -50..+20 dBm */
+    guint64 matched;           /* matched sightings reported */
 } ProxMatchStats;
 
 /* Indexes `sightings`, which the matcher reads until it is freed (it keeps no copy: the
@@ -69,8 +69,8 @@ GArray *prox_matcher_finish(ProxMatcher *matcher);
 void prox_matcher_get_stats(const ProxMatcher *matcher, ProxMatchStats *stats);
 
 /* One-shot: all keys against all sightings. NULL only when the matcher cannot be set up. */
-GArray *prox_match(const ProxSighting *sightings, size_t n_sightings,
-                   const ProxDiagnosisKey *keys, size_t n_keys, guint n_threads, GError **error);
+GArray *prox_match(const ProxSighting *sightings, size_t n_sightings, const ProxDiagnosisKey *keys,
+                   size_t n_keys, guint n_threads, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ProxMatcher, prox_matcher_free)
 

@@ -2,8 +2,8 @@
  * test vectors and against OpenSSL's own HKDF and AES on random keys and intervals.
  *
  * The OpenSSL reference is computed here with EVP directly (EVP_PKEY_HKDF, AES-128-ECB),
- * independent of prox-keys.c; the reference key schedule of prox-keys.h is checked too. Random inputs come from g_test_rand_*: rerun a failure with
- * the seed printed in the TAP output (--seed).
+ * independent of prox-keys.c; the reference key schedule of prox-keys.h is checked too. Random
+ * inputs come from g_test_rand_*: rerun a failure with the seed printed in the TAP output (--seed).
  */
 #include "prox-crypto-fast.h"
 #include "prox-keys.h"
@@ -65,8 +65,8 @@ static void ref_hkdf(const uint8_t tek[16], const char *info, uint8_t out[16])
     g_assert_cmpint(EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()), ==, 1);
     g_assert_cmpint(EVP_PKEY_CTX_set1_hkdf_salt(ctx, zero_salt, sizeof zero_salt), ==, 1);
     g_assert_cmpint(EVP_PKEY_CTX_set1_hkdf_key(ctx, tek, 16), ==, 1);
-    g_assert_cmpint(EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)),
-                    ==, 1);
+    g_assert_cmpint(
+        EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)), ==, 1);
     g_assert_cmpint(EVP_PKEY_derive(ctx, out, &len), ==, 1);
     g_assert_cmpuint(len, ==, 16);
     EVP_PKEY_CTX_free(ctx);
@@ -159,9 +159,9 @@ static void test_random_vs_openssl(void)
 {
     g_autoptr(GPtrArray) impls = supported_impls();
     const guint n_keys = g_test_slow() ? 20000 : 3000;
-    uint8_t (*teks)[16] = g_malloc((gsize)n_keys * 16);
-    uint8_t (*want)[16] = g_malloc((gsize)n_keys * 16);
-    uint8_t (*got)[16] = g_malloc((gsize)(n_keys + 1) * 16);
+    uint8_t(*teks)[16] = g_malloc((gsize)n_keys * 16);
+    uint8_t(*want)[16] = g_malloc((gsize)n_keys * 16);
+    uint8_t(*got)[16] = g_malloc((gsize)(n_keys + 1) * 16);
     for (guint i = 0; i < n_keys; i++) {
         for (int b = 0; b < 16; b++)
             teks[i][b] = (uint8_t)g_test_rand_int_range(0, 256);
@@ -265,7 +265,8 @@ static void test_paths(void)
     g_assert_cmpint(impl.aes, ==, PROX_AES_PORTABLE);
     for (int p = 0; p < PROX_CRYPTO_N_PATHS; p++) {
         ProxCryptoPath parsed;
-        g_assert_true(prox_crypto_path_from_name(prox_crypto_path_name((ProxCryptoPath)p), &parsed));
+        g_assert_true(
+            prox_crypto_path_from_name(prox_crypto_path_name((ProxCryptoPath)p), &parsed));
         g_assert_cmpint(parsed, ==, p);
         if (prox_crypto_path_impl((ProxCryptoPath)p, &impl))
             g_assert_true(prox_crypto_impl_supported(impl));

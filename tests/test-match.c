@@ -15,7 +15,7 @@
 
 /* 2020-05-20T00:00:00Z, a multiple of 144. */
 #define BASE_ENIN 2649744u
-#define ISEC(enin) ((gint64)(enin) * PROX_INTERVAL_SECONDS)
+#define ISEC(enin) ((gint64)(enin)*PROX_INTERVAL_SECONDS)
 
 /* ---------- helpers: keys and sightings ---------- */
 
@@ -117,8 +117,8 @@ static GPtrArray *supported_impls(void)
 }
 
 /* Matches with the default implementation on `threads` threads, keys fed in one go. */
-static GArray *match_all(const ProxSighting *s, size_t ns, const ProxDiagnosisKey *keys,
-                         size_t nk, guint threads, ProxMatchStats *stats)
+static GArray *match_all(const ProxSighting *s, size_t ns, const ProxDiagnosisKey *keys, size_t nk,
+                         guint threads, ProxMatchStats *stats)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(ProxMatcher) m = prox_matcher_new(s, ns, threads, NULL, &error);
@@ -149,8 +149,8 @@ static void evp_hkdf(const uint8_t tek[16], const char *info, uint8_t out[16])
     g_assert_cmpint(EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()), ==, 1);
     g_assert_cmpint(EVP_PKEY_CTX_set1_hkdf_salt(ctx, zero_salt, 32), ==, 1);
     g_assert_cmpint(EVP_PKEY_CTX_set1_hkdf_key(ctx, tek, 16), ==, 1);
-    g_assert_cmpint(EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)),
-                    ==, 1);
+    g_assert_cmpint(
+        EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)), ==, 1);
     g_assert_cmpint(EVP_PKEY_derive(ctx, out, &len), ==, 1);
     EVP_PKEY_CTX_free(ctx);
 }
@@ -262,8 +262,8 @@ static void assert_same_as_reference(GArray *got, GArray *want, const char *what
         if (g->key_index != w->key_index || !same_key(&g->key, &w->key) ||
             !same_sighting(&g->sighting, &w->sighting) || g->rpi_interval != w->rpi_interval ||
             g->tx_power != w->tx_power || memcmp(g->metadata, w->metadata, 4) != 0)
-            g_error("%s: match %u differs from the reference (key %u/%u, interval %u/%u)", what,
-                    i, g->key_index, w->key_index, g->rpi_interval, w->rpi_interval);
+            g_error("%s: match %u differs from the reference (key %u/%u, interval %u/%u)", what, i,
+                    g->key_index, w->key_index, g->rpi_interval, w->rpi_interval);
     }
 }
 
@@ -331,9 +331,9 @@ static void workload_make(Workload *w, guint n_keys, guint n_noise, guint n_plan
             first = last;
             last = t;
         }
-        int8_t tx = (int8_t)(g_test_rand_bit()
-                                 ? tx_edges[g_test_rand_int_range(0, G_N_ELEMENTS(tx_edges))]
-                                 : g_test_rand_int_range(-50, 21));
+        int8_t tx =
+            (int8_t)(g_test_rand_bit() ? tx_edges[g_test_rand_int_range(0, G_N_ELEMENTS(tx_edges))]
+                                       : g_test_rand_int_range(-50, 21));
         uint8_t version = versions[g_test_rand_int_range(0, G_N_ELEMENTS(versions))];
         ProxSighting s = heard(key, interval, first, last, version, tx);
         g_array_append_val(w->observed, s);
@@ -355,7 +355,8 @@ static void workload_make(Workload *w, guint n_keys, guint n_noise, guint n_plan
     for (guint i = w->observed->len; i > 1; i--) {
         guint j = (guint)g_test_rand_int_range(0, (gint32)i);
         ProxSighting t = g_array_index(w->observed, ProxSighting, i - 1);
-        g_array_index(w->observed, ProxSighting, i - 1) = g_array_index(w->observed, ProxSighting, j);
+        g_array_index(w->observed, ProxSighting, i - 1) =
+            g_array_index(w->observed, ProxSighting, j);
         g_array_index(w->observed, ProxSighting, j) = t;
     }
 }
@@ -380,8 +381,8 @@ static void test_property(void)
         const ProxDiagnosisKey *keys = (const ProxDiagnosisKey *)w.keys->data;
         RefCounts counts;
         g_autoptr(GArray) want = reference_match(obs, w.observed->len, keys, w.keys->len, &counts);
-        g_test_message("round %d: %u keys, %u sightings, %u reference matches", round,
-                       w.keys->len, w.observed->len, want->len);
+        g_test_message("round %d: %u keys, %u sightings, %u reference matches", round, w.keys->len,
+                       w.observed->len, want->len);
         for (guint n = 0; n < impls->len; n++) {
             const ProxCryptoImpl *impl = impls->pdata[n];
             for (gsize t = 0; t < G_N_ELEMENTS(threads); t++) {
@@ -468,16 +469,16 @@ static void test_window_edges(void)
         gboolean match;
     } cases[] = {
         {ISEC(r), ISEC(r) + 5, TRUE},
-        {ISEC(r + 12), ISEC(r + 12), TRUE},             /* start of +12 */
-        {ISEC(r + 13) - 1, ISEC(r + 13) - 1, TRUE},     /* last second of +12 */
-        {ISEC(r + 13), ISEC(r + 13) + 10, FALSE},       /* +13 */
-        {ISEC(r - 12), ISEC(r - 12), TRUE},             /* -12 */
-        {ISEC(r - 12) - 1, ISEC(r - 12) - 1, FALSE},    /* last second of -13 */
-        {ISEC(r - 14), ISEC(r - 12) + 3, TRUE},         /* heard from -14 into -12 */
-        {ISEC(r - 14), ISEC(r - 12) - 1, FALSE},        /* -14 .. -13 */
-        {ISEC(r + 12) + 3, ISEC(r - 20), TRUE},         /* reversed span reaching +12 */
+        {ISEC(r + 12), ISEC(r + 12), TRUE},          /* start of +12 */
+        {ISEC(r + 13) - 1, ISEC(r + 13) - 1, TRUE},  /* last second of +12 */
+        {ISEC(r + 13), ISEC(r + 13) + 10, FALSE},    /* +13 */
+        {ISEC(r - 12), ISEC(r - 12), TRUE},          /* -12 */
+        {ISEC(r - 12) - 1, ISEC(r - 12) - 1, FALSE}, /* last second of -13 */
+        {ISEC(r - 14), ISEC(r - 12) + 3, TRUE},      /* heard from -14 into -12 */
+        {ISEC(r - 14), ISEC(r - 12) - 1, FALSE},     /* -14 .. -13 */
+        {ISEC(r + 12) + 3, ISEC(r - 20), TRUE},      /* reversed span reaching +12 */
         {ISEC(r + 13), ISEC(r + 14), FALSE},
-        {ISEC(r - 20), ISEC(r + 20), TRUE},             /* spans the whole window */
+        {ISEC(r - 20), ISEC(r + 20), TRUE}, /* spans the whole window */
     };
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
         ProxSighting s = heard(&key, r, cases[i].first, cases[i].last, 0x40, 0);
@@ -499,14 +500,13 @@ static void test_metadata_checks(void)
         int8_t tx;
         gboolean match;
     } cases[] = {
-        {0x40, -50, TRUE}, {0x40, 20, TRUE},   {0x40, -51, FALSE}, {0x40, 21, FALSE},
+        {0x40, -50, TRUE}, {0x40, 20, TRUE},    {0x40, -51, FALSE}, {0x40, 21, FALSE},
         {0x40, 0, TRUE},   {0x40, -128, FALSE}, {0x40, 127, FALSE}, {0x50, 8, TRUE},
         {0x7f, 8, TRUE},   {0x00, 8, FALSE},    {0x80, 8, FALSE},   {0xc0, 8, FALSE},
     };
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
-        ProxSighting s =
-            heard(&key, BASE_ENIN + 5, ISEC(BASE_ENIN + 5), ISEC(BASE_ENIN + 5) + 2,
-                  cases[i].version, cases[i].tx);
+        ProxSighting s = heard(&key, BASE_ENIN + 5, ISEC(BASE_ENIN + 5), ISEC(BASE_ENIN + 5) + 2,
+                               cases[i].version, cases[i].tx);
         ProxMatchStats st;
         g_autoptr(GArray) res = match_all(&s, 1, &key, 1, 0, &st);
         g_test_message("case %zu: version %02x tx %d", i, cases[i].version, cases[i].tx);
@@ -533,10 +533,10 @@ static void test_periods_and_alignment(void)
         ProxDiagnosisKey key = random_key(keys_def[k].start, keys_def[k].period);
         uint32_t s0 = keys_def[k].start, p = keys_def[k].period;
         ProxSighting obs[4] = {
-            heard(&key, s0, ISEC(s0), ISEC(s0) + 1, 0x40, 1),                 /* first */
+            heard(&key, s0, ISEC(s0), ISEC(s0) + 1, 0x40, 1),                     /* first */
             heard(&key, s0 + p - 1, ISEC(s0 + p - 1), ISEC(s0 + p - 1), 0x40, 2), /* last */
-            heard(&key, s0 - 1, ISEC(s0 - 1), ISEC(s0 - 1), 0x40, 3),         /* before */
-            heard(&key, s0 + p, ISEC(s0 + p), ISEC(s0 + p), 0x40, 4),         /* after */
+            heard(&key, s0 - 1, ISEC(s0 - 1), ISEC(s0 - 1), 0x40, 3),             /* before */
+            heard(&key, s0 + p, ISEC(s0 + p), ISEC(s0 + p), 0x40, 4),             /* after */
         };
         g_autoptr(GArray) res = match_all(obs, 4, &key, 1, 2, NULL);
         /* With period 1 the first and the last interval are the same one. */
@@ -655,7 +655,8 @@ static void test_crafted_observed(void)
 {
     ProxDiagnosisKey key = random_key(BASE_ENIN, 144);
     GArray *obs = g_array_new(FALSE, TRUE, sizeof(ProxSighting));
-    ProxSighting real = heard(&key, BASE_ENIN + 9, ISEC(BASE_ENIN + 9), ISEC(BASE_ENIN + 9), 0x40, 5);
+    ProxSighting real =
+        heard(&key, BASE_ENIN + 9, ISEC(BASE_ENIN + 9), ISEC(BASE_ENIN + 9), 0x40, 5);
     for (int i = 0; i < 5000; i++) {
         ProxSighting s = real;
         random_bytes(s.rpi.bytes + 8, 8);
