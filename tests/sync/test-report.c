@@ -1,0 +1,403 @@
+/* test-report.c - reporting a positive test: which keys are selected (last 14 days, never
+ * the key in use), the preview, the exact upload, and the real prox-keyserver storing them
+ * (checked in its database) or refusing a reused, unknown or expired code with its reason.
+ */
+#include "proxd-report.h"
+#include "sync-test-util.h"
+
+#include <json-glib/json-glib.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#define TODAY_MIDNIGHT (TEST_NOW - TEST_NOW % DAY)
+
+typedef struct {
+    char *dir;
+    char *db;
+    char *device_db;
+    ProxStore *store;
+    GArray *teks; /* ProxTek created, index d = days before today */
+} Fixture;
+
+static void fixture_setup(Fixture *f, gconstpointer data)
+{
+    f->dir = test_tmpdir_new();
+    f->db = g_build_filename(f->dir, "authority.db", NULL);
+    f->device_db = g_build_filename(f->dir, "device.db", NULL);
+    f->store = test_store_open(f->device_db);
+    f->teks = g_array_new(FALSE, FALSE, sizeof(ProxTek));
+    /* A key for each of the last 17 days, today's included, as the daemon makes them. */
+    for (gint64 d = 0; d <= 16; d++) {
+        g_autoptr(GError) error = NULL;
+        ProxTek tek;
+        g_assert_true(prox_store_get_or_create_tek(f->store, TEST_NOW - d * DAY, test_random, NULL,
+                                                   &tek, &error));
+        g_array_append_val(f->teks, tek);
+    }
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    prox_store_close(f->store);
+    test_tmpdir_free(f->dir);
+    g_free(f->db);
+    g_free(f->device_db);
+    g_array_unref(f->teks);
+}
+
+static const ProxTek *tek_days_ago(Fixture *f, guint d)
+{
+    return &g_array_index(f->teks, ProxTek, d);
+}
+
+/* "HEX:start:period" of the keys in the authority database, ordered by start. */
+static GPtrArray *server_keys(const char *db)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    sqlite3 *sqlite = NULL;
+    g_assert_cmpint(sqlite3_open_v2(db, &sqlite, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+    sqlite3_busy_timeout(sqlite, 10000);
+    sqlite3_stmt *stmt = NULL;
+    g_assert_cmpint(sqlite3_prepare_v2(sqlite,
+                                       "SELECT hex(key_data), rolling_start, rolling_period "
+                                       "FROM keys ORDER BY rolling_start",
+                                       -1, &stmt, NULL),
+                    ==, SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+        g_ptr_array_add(out, g_strdup_printf("%s:%lld:%lld", sqlite3_column_text(stmt, 0),
+                                             (long long)sqlite3_column_int64(stmt, 1),
+                                             (long long)sqlite3_column_int64(stmt, 2)));
+    sqlite3_finalize(stmt);
+    sqlite3_close(sqlite);
+    return out;
+}
+
+static char *tek_row(const ProxTek *tek)
+{
+    g_autofree char *hex = g_malloc(2 * PROX_KEY_LEN + 1);
+    for (guint i = 0; i < PROX_KEY_LEN; i++)
+        g_snprintf(hex + 2 * i, 3, "%02X", tek->key[i]);
+    return g_strdup_printf("%s:%u:%u", hex, tek->rolling_start, tek->rolling_period);
+}
+
+typedef struct {
+    gboolean done;
+    gboolean ok;
+    guint inserted;
+    GError *error;
+} Wait;
+
+static void on_sent(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    Wait *w = user_data;
+    w->ok = proxd_report_send_finish(res, &w->inserted, &w->error);
+    w->done = TRUE;
+}
+
+/* Sends a report made at TEST_NOW; returns TRUE on success, else *error. */
+static gboolean send_report(Fixture *f, const char *url, const char *code, guint *inserted,
+                            GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    ProxdReport *report = proxd_report_new(f->store, TEST_NOW, &local);
+    g_assert_no_error(local);
+    ProxdReportOptions opts = {.url = url, .timeout = 30};
+    Wait w = {0};
+    proxd_report_send_async(report, code, &opts, NULL, on_sent, &w);
+    test_wait_flag(&w.done);
+    if (inserted != NULL)
+        *inserted = w.inserted;
+    if (w.error != NULL)
+        g_propagate_error(error, w.error);
+    return w.ok;
+}
+
+/* ---- selection and preview ---- */
+
+static void test_selection(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ProxdReport) report = proxd_report_new(f->store, TEST_NOW, &error);
+    g_assert_no_error(error);
+    /* Days 1..14 before today: today's key is in use, 15 and 16 are too old. */
+    g_assert_cmpuint(proxd_report_get_n_keys(report), ==, 14);
+    for (guint i = 0; i < 14; i++) {
+        guint32 start = 0, period = 0;
+        proxd_report_get_key_period(report, i, &start, &period);
+        const ProxTek *expect = tek_days_ago(f, 14 - i);
+        g_assert_cmpuint(start, ==, expect->rolling_start);
+        g_assert_cmpuint(period, ==, 144);
+    }
+
+    g_autoptr(GVariant) preview = g_variant_ref_sink(proxd_report_preview(report));
+    guint32 n = 0;
+    guint64 first = 0, last = 0;
+    guint32 bytes = 0;
+    g_assert_true(g_variant_lookup(preview, "keys", "u", &n));
+    g_assert_true(g_variant_lookup(preview, "first-day", "t", &first));
+    g_assert_true(g_variant_lookup(preview, "last-day", "t", &last));
+    g_assert_true(g_variant_lookup(preview, "bytes", "u", &bytes));
+    g_assert_cmpuint(n, ==, 14);
+    g_assert_cmpuint(first, ==, TODAY_MIDNIGHT - 14 * DAY);
+    g_assert_cmpuint(last, ==, TODAY_MIDNIGHT - DAY);
+    g_assert_cmpuint(bytes, ==, PROXD_REPORT_BODY_SIZE);
+    g_autoptr(GVariant) days = g_variant_lookup_value(preview, "days", G_VARIANT_TYPE("at"));
+    gsize n_days = 0;
+    const guint64 *d = g_variant_get_fixed_array(days, &n_days, sizeof(guint64));
+    g_assert_cmpuint(n_days, ==, 14);
+    g_assert_true(proxd_report_matches(report, (const gint64 *)d, n_days));
+    g_assert_false(proxd_report_matches(report, (const gint64 *)d, n_days - 1));
+    gint64 shifted[14];
+    for (guint i = 0; i < 14; i++)
+        shifted[i] = (gint64)d[i] + DAY;
+    g_assert_false(proxd_report_matches(report, shifted, 14));
+
+    /* Five minutes after midnight: yesterday's key has rolled over and is in; the oldest
+     * day moved out. */
+    g_autoptr(ProxdReport) after = proxd_report_new(f->store, TODAY_MIDNIGHT + DAY + 300, &error);
+    g_assert_cmpuint(proxd_report_get_n_keys(after), ==, 14);
+    guint32 start = 0, period = 0;
+    proxd_report_get_key_period(after, 13, &start, &period);
+    g_assert_cmpuint(start, ==, tek_days_ago(f, 0)->rolling_start);
+    proxd_report_get_key_period(after, 0, &start, &period);
+    g_assert_cmpuint(start, ==, tek_days_ago(f, 13)->rolling_start);
+
+    /* One second before the key rolls over it is still in use. */
+    g_autoptr(ProxdReport) before = proxd_report_new(f->store, TODAY_MIDNIGHT + DAY - 1, &error);
+    proxd_report_get_key_period(before, 13, &start, &period);
+    g_assert_cmpuint(start, ==, tek_days_ago(f, 1)->rolling_start);
+}
+
+static void test_no_keys(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = g_build_filename(f->dir, "new.db", NULL);
+    ProxStore *store = test_store_open(path);
+    g_autoptr(GError) error = NULL;
+    ProxTek tek;
+    g_assert_true(prox_store_get_or_create_tek(store, TEST_NOW, test_random, NULL, &tek, &error));
+    g_autoptr(ProxdReport) report = proxd_report_new(store, TEST_NOW, &error);
+    g_assert_cmpuint(proxd_report_get_n_keys(report), ==, 0);
+    g_autoptr(GVariant) preview = g_variant_ref_sink(proxd_report_preview(report));
+    g_assert_false(g_variant_lookup(preview, "first-day", "t", NULL));
+    ProxdReportOptions opts = {.url = "http://127.0.0.1:1/v1/publish"};
+    g_assert_false(proxd_report_send(report, "AAAA-BBBB-CCCC", &opts, NULL, NULL, &error));
+    g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_NO_KEYS);
+    prox_store_close(store);
+}
+
+/* The body: exactly code, the keys and padding, always the same size. */
+static void test_body(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ProxdReport) report = proxd_report_new(f->store, TEST_NOW, &error);
+    g_autoptr(GBytes) body = proxd_report_build_body(report, " K7QM-2XRP-9DWT\n", &error);
+    g_assert_no_error(error);
+    gsize len = 0;
+    const char *data_ = g_bytes_get_data(body, &len);
+    g_assert_cmpuint(len, ==, PROXD_REPORT_BODY_SIZE);
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_assert_true(json_parser_load_from_data(parser, data_, (gssize)len, NULL));
+    JsonObject *obj = json_node_get_object(json_parser_get_root(parser));
+    g_assert_cmpuint(json_object_get_size(obj), ==, 3);
+    g_assert_cmpstr(json_object_get_string_member(obj, "code"), ==, "K7QM-2XRP-9DWT");
+    g_assert_true(json_object_has_member(obj, "padding"));
+    JsonArray *keys = json_object_get_array_member(obj, "temporaryExposureKeys");
+    g_assert_cmpuint(json_array_get_length(keys), ==, 14);
+    for (guint i = 0; i < 14; i++) {
+        JsonObject *k = json_array_get_object_element(keys, i);
+        g_assert_cmpuint(json_object_get_size(k), ==, 4);
+        const ProxTek *expect = tek_days_ago(f, 14 - i);
+        gsize klen = 0;
+        g_autofree guchar *raw = g_base64_decode(json_object_get_string_member(k, "key"), &klen);
+        g_assert_cmpmem(raw, klen, expect->key, PROX_KEY_LEN);
+        g_assert_cmpint(json_object_get_int_member(k, "rollingStartNumber"), ==,
+                        expect->rolling_start);
+        g_assert_cmpint(json_object_get_int_member(k, "rollingPeriod"), ==, 144);
+        g_assert_cmpint(json_object_get_int_member(k, "transmissionRisk"), ==, 0);
+    }
+
+    const char *bad_codes[] = {"", "   ", "K7QM\x01", NULL};
+    for (guint i = 0; bad_codes[i] != NULL; i++) {
+        g_clear_error(&error);
+        g_assert_null(proxd_report_build_body(report, bad_codes[i], &error));
+        g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_INVALID_ARGUMENT);
+    }
+    g_autofree char *long_code = g_strnfill(PROXD_REPORT_MAX_CODE_LEN + 1, 'A');
+    g_clear_error(&error);
+    g_assert_null(proxd_report_build_body(report, long_code, &error));
+}
+
+static void test_url_policy(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ProxdReport) report = proxd_report_new(f->store, TEST_NOW, &error);
+    const char *refused[] = {"http://keys.example.org/v1/publish", "ftp://127.0.0.1/x",
+                             "file:///tmp/x", "not a url", NULL};
+    for (guint i = 0; refused[i] != NULL; i++) {
+        ProxdReportOptions opts = {.url = refused[i]};
+        g_clear_error(&error);
+        g_assert_false(proxd_report_send(report, "AAAA-BBBB-CCCC", &opts, NULL, NULL, &error));
+        g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_INVALID_ARGUMENT);
+    }
+    /* Nothing listens on port 1. */
+    ProxdReportOptions closed = {.url = "http://127.0.0.1:1/v1/publish"};
+    g_clear_error(&error);
+    g_assert_false(proxd_report_send(report, "AAAA-BBBB-CCCC", &closed, NULL, NULL, &error));
+    g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_NETWORK);
+}
+
+/* ---- what goes over the wire ---- */
+
+typedef struct {
+    guint status;
+    const char *answer;
+    const char *content_type;
+    SoupMessageHeaders *headers;
+    GBytes *body;
+} Capture;
+
+static void on_capture(SoupServer *server, SoupServerMessage *msg, const char *path,
+                       GHashTable *query, gpointer user_data)
+{
+    Capture *c = user_data;
+    g_clear_pointer(&c->headers, soup_message_headers_unref);
+    g_clear_pointer(&c->body, g_bytes_unref);
+    c->headers = soup_message_headers_ref(soup_server_message_get_request_headers(msg));
+    c->body = soup_message_body_flatten(soup_server_message_get_request_body(msg));
+    soup_server_message_set_status(msg, c->status, NULL);
+    soup_server_message_set_response(msg, c->content_type, SOUP_MEMORY_COPY, c->answer,
+                                     strlen(c->answer));
+}
+
+static SoupServer *capture_server(Capture *c, char **url)
+{
+    SoupServer *server = soup_server_new(NULL, NULL);
+    soup_server_add_handler(server, NULL, on_capture, c, NULL);
+    g_autoptr(GError) error = NULL;
+    g_assert_true(soup_server_listen_local(server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+    GSList *uris = soup_server_get_uris(server);
+    *url = g_strdup_printf("http://127.0.0.1:%d/v1/publish", g_uri_get_port(uris->data));
+    g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+    return server;
+}
+
+static void test_wire(Fixture *f, gconstpointer data)
+{
+    Capture c = {200, "{\"inserted\":14}", "application/json", NULL, NULL};
+    g_autofree char *url = NULL;
+    g_autoptr(SoupServer) server = capture_server(&c, &url);
+    guint inserted = 0;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(send_report(f, url, "K7QM-2XRP-9DWT", &inserted, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(inserted, ==, 14);
+    /* Only what the upload needs: no User-Agent, cookies or anything naming the device. */
+    g_assert_cmpstr(soup_message_headers_get_one(c.headers, "Content-Type"), ==,
+                    "application/json");
+    g_assert_null(soup_message_headers_get_one(c.headers, "User-Agent"));
+    g_assert_null(soup_message_headers_get_one(c.headers, "Cookie"));
+    g_assert_null(soup_message_headers_get_one(c.headers, "Expect"));
+    SoupMessageHeadersIter iter;
+    soup_message_headers_iter_init(&iter, c.headers);
+    const char *name = NULL, *value = NULL;
+    while (soup_message_headers_iter_next(&iter, &name, &value)) {
+        const char *allowed[] = {"Host", "Accept", "Content-Type", "Content-Length", NULL};
+        g_assert_true(g_strv_contains(allowed, name));
+    }
+    g_assert_cmpuint(g_bytes_get_size(c.body), ==, PROXD_REPORT_BODY_SIZE);
+
+    /* Answers the client must make sense of. */
+    const struct {
+        guint status;
+        const char *answer;
+        ProxdReportError code;
+    } cases[] = {
+        {503, "{\"error\":\"storage failed\",\"code\":\"unavailable\"}",
+         PROXD_REPORT_ERROR_UNAVAILABLE},
+        {500, "<html>oops</html>", PROXD_REPORT_ERROR_UNAVAILABLE},
+        {429, "{\"error\":\"slow down\",\"code\":\"rate_limited\"}",
+         PROXD_REPORT_ERROR_RATE_LIMITED},
+        {400, "{\"error\":\"key 3 too old\",\"code\":\"key_too_old\"}",
+         PROXD_REPORT_ERROR_REJECTED},
+        {400, "not json", PROXD_REPORT_ERROR_PROTOCOL},
+        {200, "{\"accepted\":true}", PROXD_REPORT_ERROR_PROTOCOL},
+        {302, "", PROXD_REPORT_ERROR_PROTOCOL},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        c.status = cases[i].status;
+        c.answer = cases[i].answer;
+        g_clear_error(&error);
+        g_assert_false(send_report(f, url, "K7QM-2XRP-9DWT", NULL, &error));
+        g_assert_error(error, PROXD_REPORT_ERROR, (gint)cases[i].code);
+    }
+    g_clear_pointer(&c.headers, soup_message_headers_unref);
+    g_clear_pointer(&c.body, g_bytes_unref);
+}
+
+/* ---- the real key server ---- */
+
+static void test_keyserver(Fixture *f, gconstpointer data)
+{
+    g_autofree char *code = test_issue_code(f->db, NULL, NULL);
+    TestServer *server =
+        test_server_start(f->dir, f->db, "--now", TEST_NOW_ARG, "--rate", "0", NULL);
+    g_autofree char *url = g_strconcat(server->url, "/v1/publish", NULL);
+
+    guint inserted = 0;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(send_report(f, url, code, &inserted, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(inserted, ==, 14);
+    g_assert_true(log_capture_contains("report accepted", NULL));
+    g_assert_false(log_capture_contains(code, NULL)); /* the code is never logged */
+
+    /* Exactly the keys of days 1..14 before today, as they are in the device store. */
+    g_autoptr(GPtrArray) rows = server_keys(f->db);
+    g_assert_cmpuint(rows->len, ==, 14);
+    for (guint i = 0; i < 14; i++) {
+        g_autofree char *expect = tek_row(tek_days_ago(f, 14 - i));
+        g_assert_cmpstr(rows->pdata[i], ==, expect);
+    }
+    g_autofree char *today = tek_row(tek_days_ago(f, 0));
+    g_assert_false(g_ptr_array_find_with_equal_func(rows, today, g_str_equal, NULL));
+    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM codes WHERE used_at IS NOT NULL"), ==,
+                    1);
+
+    /* The same code again: refused with the server's reason, nothing more stored. */
+    g_clear_error(&error);
+    g_assert_false(send_report(f, url, code, NULL, &error));
+    g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_CODE_USED);
+    g_assert_nonnull(strstr(error->message, "code_used"));
+    g_assert_nonnull(strstr(error->message, "409"));
+    g_test_message("reused code: %s", error->message);
+    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys"), ==, 14);
+
+    /* A code the server never issued. */
+    g_clear_error(&error);
+    g_assert_false(send_report(f, url, "2345-6789-ABCD", NULL, &error));
+    g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_INVALID_CODE);
+
+    /* An expired code (issued two hours earlier for one hour). */
+    g_autofree char *expired = test_issue_code(f->db, "@1589992800", "1h");
+    g_clear_error(&error);
+    g_assert_false(send_report(f, url, expired, NULL, &error));
+    g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_CODE_EXPIRED);
+    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys"), ==, 14);
+
+    g_assert_cmpint(test_server_stop(server), ==, 0);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    log_capture_install();
+#define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+    ADD("/report/selection", test_selection);
+    ADD("/report/no-keys", test_no_keys);
+    ADD("/report/body", test_body);
+    ADD("/report/url-policy", test_url_policy);
+    ADD("/report/wire", test_wire);
+    ADD("/report/keyserver", test_keyserver);
+#undef ADD
+    return g_test_run();
+}
