@@ -273,7 +273,8 @@ static void on_interface_added_or_removed(GDBusObjectManager *manager, GDBusObje
                                           GDBusInterface *interface, gpointer user_data)
 {
     BluezAdapterWatch *self = user_data;
-    const char *name = g_dbus_interface_get_info(interface)->name;
+    /* Interfaces not in our XML (GattManager1, Media1 ...) have no interface info. */
+    const char *name = g_dbus_proxy_get_interface_name(G_DBUS_PROXY(interface));
     if (g_str_equal(name, ADAPTER_IFACE) || g_str_equal(name, ADV_MANAGER_IFACE))
         queue_evaluate(self);
 }

@@ -12,6 +12,9 @@
  * adapter watch retries at once. */
 #define RETRY_MIN_SECONDS 1
 #define RETRY_MAX_SECONDS 60
+/* Retry every second this many times first: after bluetoothd dies while discovering, the
+ * kernel keeps scanning for up to 10.24 s and registration fails until it stops. */
+#define FAST_RETRIES 15
 #define STOP_TIMEOUT_MS 1000
 
 typedef enum {
@@ -28,6 +31,7 @@ struct _BluezAdvertiser {
     ProxdClock *clock;
     ProxdConfig *config;
     ProxStore *store;
+    BluezScanner *scanner;
     BluezLeAdvertisement1 *skeleton;
     gboolean started;
     gboolean stopping;
@@ -36,10 +40,14 @@ struct _BluezAdvertiser {
     BluezLeAdvertisingManager1 *reg_manager; /* the manager of reg (PENDING or DONE) */
     guint retry_id;
     guint retry_seconds;
+    guint retry_count;
     guint update_id;
 
     gboolean have_id;
-    gint64 rotation_ends; /* unix seconds */
+    GVariant *service_data;   /* the current identifier, a{sv}, not yet on the skeleton while
+                               * a refresh waits for discovery to stop */
+    gboolean refresh_pending; /* a re-registration for new data is under way */
+    gint64 rotation_ends;     /* unix seconds */
     guint rotation_id;
 
     gboolean advertising;
@@ -59,6 +67,7 @@ static GParamSpec *props[N_PROPS];
 
 static void update(BluezAdvertiser *self);
 static void rotate(BluezAdvertiser *self);
+static BluezLeAdvertisingManager1 *wanted_manager(BluezAdvertiser *self, char **why);
 
 static void set_advertising(BluezAdvertiser *self, gboolean advertising)
 {
@@ -88,9 +97,17 @@ static void on_rotation_timer(gpointer user_data)
     rotate(self);
 }
 
-/* Derives the identifier for now from the TEK covering now and puts it on the air:
- * updating ServiceData of a registered advertisement makes bluetoothd re-send it from a
- * fresh address, so RPI and address change together. */
+/* Puts self->service_data on the skeleton (PropertiesChanged goes out now, not from an idle). */
+static void apply_service_data(BluezAdvertiser *self)
+{
+    bluez_le_advertisement1_set_service_data(self->skeleton, self->service_data);
+    g_dbus_interface_skeleton_flush(G_DBUS_INTERFACE_SKELETON(self->skeleton));
+}
+
+static void refresh(BluezAdvertiser *self);
+
+/* Derives the identifier for now from the TEK covering now and puts it on the air,
+ * together with a fresh address (see refresh()). */
 static void rotate(BluezAdvertiser *self)
 {
     const ProxdSettings *settings = proxd_config_get(self->config);
@@ -119,9 +136,9 @@ static void rotate(BluezAdvertiser *self)
         g_variant_builder_add(
             &sd, "{sv}", PROX_SERVICE_UUID,
             g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, data, sizeof data, sizeof(uint8_t)));
-        bluez_le_advertisement1_set_service_data(self->skeleton, g_variant_builder_end(&sd));
-        /* Emit PropertiesChanged now rather than from an idle: this is the refresh. */
-        g_dbus_interface_skeleton_flush(G_DBUS_INTERFACE_SKELETON(self->skeleton));
+        g_clear_pointer(&self->service_data, g_variant_unref);
+        self->service_data = g_variant_ref_sink(g_variant_builder_end(&sd));
+        refresh(self);
         self->have_id = TRUE;
         self->rotation_ends = prox_rotation_next(now, prox_random_system, NULL);
         g_debug("new broadcast identifier (interval %u), next rotation in %" G_GINT64_FORMAT " s",
@@ -168,7 +185,9 @@ static void schedule_retry(BluezAdvertiser *self)
 {
     g_clear_handle_id(&self->retry_id, g_source_remove);
     self->retry_id = g_timeout_add_seconds(self->retry_seconds, on_retry, self);
-    self->retry_seconds = MIN(self->retry_seconds * 2, RETRY_MAX_SECONDS);
+    self->retry_seconds = ++self->retry_count < FAST_RETRIES
+                              ? RETRY_MIN_SECONDS
+                              : MIN(self->retry_seconds * 2, RETRY_MAX_SECONDS);
 }
 
 static void on_register_reply(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -178,6 +197,7 @@ static void on_register_reply(GObject *source, GAsyncResult *result, gpointer us
     g_autoptr(GError) error = NULL;
     gboolean ok = bluez_le_advertising_manager1_call_register_advertisement_finish(
         BLUEZ_LE_ADVERTISING_MANAGER1(source), result, &error);
+    bluez_scanner_release(self->scanner);
 
     if (self->reg != REG_PENDING || self->reg_manager != data->manager) {
         /* That manager is gone (bluetoothd restarted, adapter unplugged) and took the
@@ -200,6 +220,7 @@ static void on_register_reply(GObject *source, GAsyncResult *result, gpointer us
     if (ok) {
         self->reg = REG_DONE;
         self->retry_seconds = RETRY_MIN_SECONDS;
+        self->retry_count = 0;
         g_message("advertising on %s", bluez_adapter_watch_get_name(self->watch));
     } else {
         self->reg = REG_NONE;
@@ -210,15 +231,39 @@ static void on_register_reply(GObject *source, GAsyncResult *result, gpointer us
     update(self);
 }
 
+static void on_quiet_for_register(gpointer user_data)
+{
+    CallData *data = user_data;
+    BluezAdvertiser *self = data->self;
+
+    if (self->reg != REG_PENDING || self->reg_manager != data->manager ||
+        wanted_manager(self, NULL) != data->manager) {
+        /* Things changed while discovery was stopping (discoverable, adapter gone). */
+        if (self->reg == REG_PENDING && self->reg_manager == data->manager) {
+            self->reg = REG_NONE;
+            g_clear_object(&self->reg_manager);
+        }
+        bluez_scanner_release(self->scanner);
+        call_data_free(data);
+        update(self);
+        return;
+    }
+    apply_service_data(self);
+    /* Asynchronous: bluetoothd calls back into this process (Properties.GetAll on the
+     * advertisement) before it replies. */
+    bluez_le_advertising_manager1_call_register_advertisement(
+        data->manager, BLUEZ_ADVERTISER_OBJECT_PATH,
+        g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+        on_register_reply, data);
+}
+
+/* Registers with discovery held off: on controllers with legacy advertising bluetoothd
+ * fails RegisterAdvertisement (org.bluez.Error.Failed) while the controller scans. */
 static void do_register(BluezAdvertiser *self, BluezLeAdvertisingManager1 *manager)
 {
     self->reg = REG_PENDING;
     g_set_object(&self->reg_manager, manager);
-    /* Asynchronous: bluetoothd calls back into this process (Properties.GetAll on the
-     * advertisement) before it replies. */
-    bluez_le_advertising_manager1_call_register_advertisement(
-        manager, BLUEZ_ADVERTISER_OBJECT_PATH, g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0),
-        G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_register_reply, call_data_new(self, manager));
+    bluez_scanner_hold(self->scanner, on_quiet_for_register, call_data_new(self, manager));
 }
 
 static void on_unregister_reply(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -243,8 +288,73 @@ static void do_unregister(BluezAdvertiser *self)
     g_clear_object(&self->reg_manager);
 }
 
-/* Brings the registration in line with what the adapter allows. */
-static void update(BluezAdvertiser *self)
+/* ---- rotation ---- */
+
+static void on_rotation_unregistered(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CallData *data = user_data;
+    BluezAdvertiser *self = data->self;
+    g_autoptr(GError) error = NULL;
+    if (!bluez_le_advertising_manager1_call_unregister_advertisement_finish(
+            BLUEZ_LE_ADVERTISING_MANAGER1(source), result, &error)) {
+        g_dbus_error_strip_remote_error(error);
+        g_debug("UnregisterAdvertisement for rotation: %s", error->message);
+    }
+    if (self->reg == REG_DONE && self->reg_manager == data->manager) {
+        self->reg = REG_NONE;
+        g_clear_object(&self->reg_manager);
+    }
+    apply_service_data(self);
+    /* Registers again (taking its own hold) before this hold ends, so discovery does not
+     * restart in between. */
+    update(self);
+    self->refresh_pending = FALSE;
+    bluez_scanner_release(self->scanner);
+    call_data_free(data);
+}
+
+static void on_quiet_for_rotation(gpointer user_data)
+{
+    CallData *data = user_data;
+    BluezAdvertiser *self = data->self;
+
+    if (self->reg != REG_DONE || self->reg_manager != data->manager || self->stopping) {
+        /* Lost meanwhile: the next registration carries the new data anyway. */
+        apply_service_data(self);
+        self->refresh_pending = FALSE;
+        bluez_scanner_release(self->scanner);
+        call_data_free(data);
+        update(self);
+        return;
+    }
+    bluez_le_advertising_manager1_call_unregister_advertisement(
+        data->manager, BLUEZ_ADVERTISER_OBJECT_PATH, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+        on_rotation_unregistered, data);
+}
+
+/* New data for a registered advertisement goes out by unregistering and registering again,
+ * with our discovery held off: a new registration starts from a fresh non-resolvable
+ * address on every controller, while an in-place update (PropertiesChanged) on a legacy
+ * advertising controller sends the new data from the old address first (the kernel sets
+ * the data before it re-enables advertising with the new address; seen with bluetoothd 5.66
+ * in tests/vm), which links the two identifiers. An unregistered advertisement just keeps
+ * the data for its next registration. */
+static void refresh(BluezAdvertiser *self)
+{
+    if (self->reg != REG_DONE || self->stopping) {
+        apply_service_data(self);
+        return;
+    }
+    if (self->refresh_pending)
+        return; /* the re-registration under way takes the newest data */
+    self->refresh_pending = TRUE;
+    bluez_scanner_hold(self->scanner, on_quiet_for_rotation,
+                       call_data_new(self, self->reg_manager));
+}
+
+/* The advertising manager to be registered with now, or NULL with *why (may be NULL: the
+ * adapter watch's reason says it all) saying why not. */
+static BluezLeAdvertisingManager1 *wanted_manager(BluezAdvertiser *self, char **why_out)
 {
     const ProxdSettings *settings = proxd_config_get(self->config);
     BluezAdapterState state = bluez_adapter_watch_get_state(self->watch);
@@ -270,6 +380,17 @@ static void update(BluezAdvertiser *self)
         why = g_strdup("no broadcast identifier (the store cannot provide a key)");
     else
         want = TRUE;
+    if (why_out != NULL)
+        *why_out = g_steal_pointer(&why);
+    return want ? manager : NULL;
+}
+
+/* Brings the registration in line with what the adapter allows. */
+static void update(BluezAdvertiser *self)
+{
+    BluezLeAdvertisingManager1 *manager = bluez_adapter_watch_get_advertising_manager(self->watch);
+    g_autofree char *why = NULL;
+    gboolean want = wanted_manager(self, &why) != NULL;
 
     if (self->reg != REG_NONE && self->reg_manager != manager) {
         /* bluetoothd restarted or the adapter went away: it lost our registration. */
@@ -299,6 +420,7 @@ static void on_watch_changed(BluezAdapterWatch *watch, gpointer user_data)
     /* Something changed: whatever failed before may work now. */
     g_clear_handle_id(&self->retry_id, g_source_remove);
     self->retry_seconds = RETRY_MIN_SECONDS;
+    self->retry_count = 0;
     update(self);
 }
 
@@ -415,6 +537,8 @@ static void bluez_advertiser_dispose(GObject *object)
         g_clear_object(&self->skeleton);
     }
     g_clear_object(&self->reg_manager);
+    g_clear_pointer(&self->service_data, g_variant_unref);
+    g_clear_object(&self->scanner);
     g_clear_object(&self->watch);
     g_clear_object(&self->clock);
     g_clear_object(&self->config);
@@ -451,15 +575,17 @@ static void bluez_advertiser_class_init(BluezAdvertiserClass *klass)
 static void bluez_advertiser_init(BluezAdvertiser *self)
 {
     self->retry_seconds = RETRY_MIN_SECONDS;
+    self->retry_count = 0;
 }
 
 BluezAdvertiser *bluez_advertiser_new(GDBusConnection *connection, BluezAdapterWatch *watch,
-                                      ProxdClock *clock, ProxdConfig *config, ProxStore *store,
-                                      GError **error)
+                                      BluezScanner *scanner, ProxdClock *clock, ProxdConfig *config,
+                                      ProxStore *store, GError **error)
 {
     g_autoptr(BluezAdvertiser) self = g_object_new(BLUEZ_TYPE_ADVERTISER, NULL);
     self->connection = g_object_ref(connection);
     self->watch = g_object_ref(watch);
+    self->scanner = g_object_ref(scanner);
     self->clock = g_object_ref(clock);
     self->config = g_object_ref(config);
     self->store = store;

@@ -3,17 +3,20 @@
  * Exports one org.bluez.LEAdvertisement1 object (Type "broadcast", ServiceUUIDs [FD6F],
  * ServiceData {FD6F: RPI || AEM}) and keeps it registered with the adapter the watch
  * picked, whenever that adapter is usable, offers LE advertising and is not discoverable.
- * The broadcast identifier rotates at the times libprox chooses (prox_rotation_next());
- * each rotation updates ServiceData in place, which makes bluetoothd re-send the
- * advertisement from a fresh non-resolvable address. Registration is asynchronous (BlueZ
- * reads the object back before replying) and is redone after BlueZ loses it: Release,
- * bluetoothd restart, adapter replug or power cycle.
+ * The broadcast identifier rotates at the times libprox chooses (prox_rotation_next()); each
+ * rotation unregisters and registers the advertisement again with the new ServiceData, so
+ * it goes out from a fresh non-resolvable address and never from the old one (an in-place
+ * update does that on legacy advertising controllers). Registrations happen with our
+ * discovery held off (bluez_scanner_hold()). Registration is asynchronous (BlueZ reads the
+ * object back before replying) and is redone after BlueZ loses it: Release, bluetoothd
+ * restart, adapter replug or power cycle.
  */
 #pragma once
 
 #include <gio/gio.h>
 
 #include "bluez-adapter-watch.h"
+#include "bluez-scanner.h"
 #include "proxd-clock.h"
 #include "proxd-config.h"
 #include "prox-store.h"
@@ -26,10 +29,13 @@ G_DECLARE_FINAL_TYPE(BluezAdvertiser, bluez_advertiser, BLUEZ, ADVERTISER, GObje
 #define BLUEZ_ADVERTISER_OBJECT_PATH "/org/proxd/advertisement0"
 
 /* Exports the advertisement object on `connection`; `store` (not owned, must outlive the
- * advertiser) provides the device's TEKs. Fails if the object cannot be exported. */
+ * advertiser) provides the device's TEKs. Registrations and refreshes hold `scanner`'s
+ * discovery off while they happen (legacy advertising cannot change the address of, or
+ * register, an advertisement while the controller scans). Fails if the object cannot be
+ * exported. */
 BluezAdvertiser *bluez_advertiser_new(GDBusConnection *connection, BluezAdapterWatch *watch,
-                                      ProxdClock *clock, ProxdConfig *config, ProxStore *store,
-                                      GError **error);
+                                      BluezScanner *scanner, ProxdClock *clock, ProxdConfig *config,
+                                      ProxStore *store, GError **error);
 
 /* Computes the first identifier and starts following the watch. */
 void bluez_advertiser_start(BluezAdvertiser *self);

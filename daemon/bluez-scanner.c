@@ -9,6 +9,9 @@
 #define DEVICE_IFACE "org.bluez.Device1"
 #define RETRY_MIN_SECONDS 1
 #define RETRY_MAX_SECONDS 60
+/* Retry every second this many times first: after bluetoothd dies while discovering, the
+ * kernel keeps scanning for up to 10.24 s and registration fails until it stops. */
+#define FAST_RETRIES 15
 #define STOP_TIMEOUT_MS 1000
 /* Commit early when a batch holds this many (RPI, scan) pairs (a crowded bus stop). */
 #define BATCH_COMMIT_SIZE 4096
@@ -19,6 +22,7 @@ typedef enum {
     SESSION_NONE,
     SESSION_STARTING, /* SetDiscoveryFilter / StartDiscovery in flight */
     SESSION_ACTIVE,
+    SESSION_STOPPING, /* StopDiscovery in flight */
 } SessionState;
 
 struct _BluezScanner {
@@ -43,6 +47,12 @@ struct _BluezScanner {
     guint session_serial;
     guint retry_id;
     guint retry_seconds;
+    guint retry_count;
+
+    /* Holds (bluez_scanner_hold()): no session while hold_count > 0. */
+    guint hold_count;
+    GQueue quiet_waiters; /* QuietWaiter */
+    guint quiet_id;
 
     /* Duty cycle. */
     ProxdRole role;
@@ -271,7 +281,7 @@ static void on_object_added(GDBusObjectManager *manager, GDBusObject *object, gp
 static void on_interface_added(GDBusObjectManager *manager, GDBusObject *object,
                                GDBusInterface *interface, gpointer user_data)
 {
-    if (g_str_equal(g_dbus_interface_get_info(interface)->name, DEVICE_IFACE))
+    if (g_str_equal(g_dbus_proxy_get_interface_name(G_DBUS_PROXY(interface)), DEVICE_IFACE))
         handle_report(user_data, G_DBUS_PROXY(interface), NULL);
 }
 
@@ -346,7 +356,9 @@ static void session_failed(BluezScanner *self, const char *what, GError *error)
     g_clear_object(&self->session_adapter);
     g_clear_handle_id(&self->retry_id, g_source_remove);
     self->retry_id = g_timeout_add_seconds(self->retry_seconds, on_retry, self);
-    self->retry_seconds = MIN(self->retry_seconds * 2, RETRY_MAX_SECONDS);
+    self->retry_seconds = ++self->retry_count < FAST_RETRIES
+                              ? RETRY_MIN_SECONDS
+                              : MIN(self->retry_seconds * 2, RETRY_MAX_SECONDS);
     update(self);
 }
 
@@ -374,6 +386,7 @@ static void on_start_discovery_reply(GObject *source, GAsyncResult *result, gpoi
     }
     self->session = SESSION_ACTIVE;
     self->retry_seconds = RETRY_MIN_SECONDS;
+    self->retry_count = 0;
     g_info("scanning on %s", bluez_adapter_watch_get_name(self->watch));
     begin_scan_instance(self);
     call_data_free(data);
@@ -426,24 +439,84 @@ static void start_session(BluezScanner *self, BluezAdapter1 *adapter)
                                              -1, NULL, on_set_filter_reply, call_data_new(self));
 }
 
+/* ---- holds: the advertiser needs our discovery stopped ---- */
+
+typedef struct {
+    BluezScannerQuietFunc func;
+    gpointer user_data;
+} QuietWaiter;
+
+static gboolean on_quiet_idle(gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    self->quiet_id = 0;
+    /* Still quiet? A waiter queued meanwhile keeps its hold, so nothing restarted. */
+    if (self->session != SESSION_NONE)
+        return G_SOURCE_REMOVE;
+    while (!g_queue_is_empty(&self->quiet_waiters)) {
+        QuietWaiter *w = g_queue_pop_head(&self->quiet_waiters);
+        w->func(w->user_data);
+        g_free(w);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* Calls the waiters (from an idle: they may call back into the scanner) once no session of
+ * ours is running or being started or stopped. */
+static void notify_quiet(BluezScanner *self)
+{
+    if (self->session == SESSION_NONE && !g_queue_is_empty(&self->quiet_waiters) &&
+        self->quiet_id == 0)
+        self->quiet_id = g_idle_add(on_quiet_idle, self);
+}
+
+void bluez_scanner_hold(BluezScanner *self, BluezScannerQuietFunc func, gpointer user_data)
+{
+    g_return_if_fail(BLUEZ_IS_SCANNER(self));
+    g_return_if_fail(func != NULL);
+    QuietWaiter *w = g_new0(QuietWaiter, 1);
+    w->func = func;
+    w->user_data = user_data;
+    self->hold_count++;
+    g_queue_push_tail(&self->quiet_waiters, w);
+    update(self);
+}
+
+void bluez_scanner_release(BluezScanner *self)
+{
+    g_return_if_fail(BLUEZ_IS_SCANNER(self));
+    g_return_if_fail(self->hold_count > 0);
+    self->hold_count--;
+    update(self);
+}
+
+/* ---- stopping ---- */
+
 static void on_stop_discovery_reply(GObject *source, GAsyncResult *result, gpointer user_data)
 {
+    CallData *data = user_data;
+    BluezScanner *self = data->self;
     g_autoptr(GError) error = NULL;
     if (!bluez_adapter1_call_stop_discovery_finish(BLUEZ_ADAPTER1(source), result, &error)) {
         g_dbus_error_strip_remote_error(error);
         g_debug("StopDiscovery: %s", error->message);
     }
+    if (data->serial == self->session_serial && self->session == SESSION_STOPPING) {
+        self->session = SESSION_NONE;
+        g_clear_object(&self->session_adapter);
+        update(self);
+    }
+    call_data_free(data);
 }
 
 static void stop_session(BluezScanner *self)
 {
     end_scan_instance(self);
-    if (self->session == SESSION_ACTIVE && self->session_adapter != NULL)
-        bluez_adapter1_call_stop_discovery(self->session_adapter, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
-                                           on_stop_discovery_reply, NULL);
-    self->session = SESSION_NONE;
     self->session_serial++;
-    g_clear_object(&self->session_adapter);
+    self->session = SESSION_STOPPING;
+    /* Done when bluetoothd has answered: only then is the controller's scan off. */
+    bluez_adapter1_call_stop_discovery(self->session_adapter, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                       on_stop_discovery_reply, call_data_new(self));
     g_debug("scan ended");
 }
 
@@ -465,14 +538,17 @@ static void update(BluezScanner *self)
     if (self->session != SESSION_NONE && self->session_adapter != usable)
         drop_session(self);
 
-    gboolean want = self->started && !self->stopping && usable != NULL && self->window_open;
+    gboolean want = self->started && !self->stopping && usable != NULL && self->window_open &&
+                    self->hold_count == 0;
     if (want && self->session == SESSION_NONE && self->retry_id == 0)
         start_session(self, usable);
     else if (!want && self->session == SESSION_ACTIVE)
         stop_session(self);
-    /* !want while STARTING: the reply sees ACTIVE && !want and stops. */
+    /* !want while STARTING: the reply sees ACTIVE && !want and stops. STOPPING: the reply
+     * comes back here. */
 
     set_scanning(self, self->session == SESSION_ACTIVE);
+    notify_quiet(self);
 }
 
 /* ---- duty cycle ---- */
@@ -534,6 +610,7 @@ static void on_watch_changed(BluezAdapterWatch *watch, gpointer user_data)
     follow_object_manager(self);
     g_clear_handle_id(&self->retry_id, g_source_remove);
     self->retry_seconds = RETRY_MIN_SECONDS;
+    self->retry_count = 0;
     /* The adapter became usable (power, replug, bluetoothd restart): scan now rather than
      * at the next window, so the gap it caused ends at once. */
     if (newly_usable && !self->window_open && self->started && !self->stopping)
@@ -592,6 +669,9 @@ void bluez_scanner_stop(BluezScanner *self)
     self->session_serial++;
     g_clear_object(&self->session_adapter);
     set_scanning(self, FALSE);
+    /* Whoever waits for quiet hears it now: the main loop may not run again. */
+    g_clear_handle_id(&self->quiet_id, g_source_remove);
+    on_quiet_idle(self);
 }
 
 gboolean bluez_scanner_get_scanning(BluezScanner *self)
@@ -626,6 +706,8 @@ static void bluez_scanner_dispose(GObject *object)
     g_clear_handle_id(&self->retry_id, g_source_remove);
     g_clear_handle_id(&self->instance_timer_id, g_source_remove);
     g_clear_handle_id(&self->commit_timer_id, g_source_remove);
+    g_clear_handle_id(&self->quiet_id, g_source_remove);
+    g_queue_clear_full(&self->quiet_waiters, g_free);
     if (self->object_manager != NULL) {
         g_signal_handlers_disconnect_by_data(self->object_manager, self);
         g_clear_object(&self->object_manager);
@@ -666,6 +748,7 @@ static void bluez_scanner_class_init(BluezScannerClass *klass)
 static void bluez_scanner_init(BluezScanner *self)
 {
     self->retry_seconds = RETRY_MIN_SECONDS;
+    self->retry_count = 0;
     self->batch = prox_sighting_batch_new();
 }
 

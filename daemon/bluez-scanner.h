@@ -42,6 +42,15 @@ void bluez_scanner_start(BluezScanner *self);
  * bounded by a short timeout); for shutdown. */
 void bluez_scanner_stop(BluezScanner *self);
 
+/* Holds discovery off: on LE controllers with legacy advertising, bluetoothd cannot register
+ * an advertisement (org.bluez.Error.Failed) or give a refreshed one a new address while
+ * the controller scans. `func` is called (once, from the main loop) when no discovery
+ * session of ours is running any more; the hold lasts until bluez_scanner_release().
+ * Scanning resumes, in a new scan instance, when the last hold is released. */
+typedef void (*BluezScannerQuietFunc)(gpointer user_data);
+void bluez_scanner_hold(BluezScanner *self, BluezScannerQuietFunc func, gpointer user_data);
+void bluez_scanner_release(BluezScanner *self);
+
 /* TRUE while our discovery session runs ("scanning" property, notify). */
 gboolean bluez_scanner_get_scanning(BluezScanner *self);
 const BluezScannerStats *bluez_scanner_get_stats(BluezScanner *self);

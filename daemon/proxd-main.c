@@ -27,7 +27,6 @@ typedef struct {
     ProxdConfig *config;
     ProxdManager *manager;
     const char *bus_name;
-    gboolean name_acquired;
     int exit_code;
 } Daemon;
 
@@ -63,25 +62,61 @@ static const char description[] =
     "Exit status: 0 after a clean shutdown, 1 when proxd cannot run (store, bus, name\n"
     "already owned), 2 for invalid options or configuration.";
 
-static void on_name_acquired(GDBusConnection *connection, const char *name, gpointer user_data)
+/* DBus RequestName / ReleaseName replies. */
+#define REQUEST_NAME_PRIMARY_OWNER 1
+#define REQUEST_NAME_EXISTS 3
+#define REQUEST_NAME_ALREADY_OWNER 4
+#define NAME_FLAG_DO_NOT_QUEUE 4
+
+/* Asks the bus for `name` and says precisely why when it is refused. */
+static gboolean request_name(GDBusConnection *connection, const char *name, GError **error)
 {
-    Daemon *d = user_data;
-    d->name_acquired = TRUE;
-    g_message("owns %s on the bus; starting", name);
-    proxd_manager_start(d->manager);
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+        connection, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        "RequestName", g_variant_new("(su)", name, NAME_FLAG_DO_NOT_QUEUE), G_VARIANT_TYPE("(u)"),
+        G_DBUS_CALL_FLAGS_NONE, -1, NULL, &local);
+    if (reply == NULL) {
+        g_autofree char *remote = g_dbus_error_get_remote_error(local);
+        g_dbus_error_strip_remote_error(local);
+        if (g_strcmp0(remote, "org.freedesktop.DBus.Error.AccessDenied") == 0)
+            g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
+                        "cannot own %s: the bus policy does not allow this user (run proxd as "
+                        "the proxd user, see org.proxd.conf): %s",
+                        name, local->message);
+        else
+            g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_FAILED, "cannot own %s: %s", name,
+                        local->message);
+        return FALSE;
+    }
+    guint32 result;
+    g_variant_get(reply, "(u)", &result);
+    if (result == REQUEST_NAME_PRIMARY_OWNER || result == REQUEST_NAME_ALREADY_OWNER)
+        return TRUE;
+    g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_ADDRESS_IN_USE,
+                "cannot own %s: another proxd is running on this bus", name);
+    return FALSE;
 }
 
-static void on_name_lost(GDBusConnection *connection, const char *name, gpointer user_data)
+static void on_name_lost(GDBusConnection *connection, const char *sender, const char *path,
+                         const char *iface, const char *signal, GVariant *params,
+                         gpointer user_data)
 {
     Daemon *d = user_data;
-    if (connection == NULL || g_dbus_connection_is_closed(connection))
-        g_critical("the bus connection closed; exiting");
-    else if (d->name_acquired)
-        g_critical("lost the bus name %s; exiting", name);
-    else
-        g_critical("cannot own %s: another proxd is running on this bus", name);
+    const char *name;
+    g_variant_get(params, "(&s)", &name);
+    if (g_strcmp0(name, d->bus_name) != 0)
+        return;
+    g_critical("lost the bus name %s; exiting", name);
     d->exit_code = EXIT_RUNTIME;
     g_main_loop_quit(d->loop);
+}
+
+static gboolean on_start(gpointer user_data)
+{
+    Daemon *d = user_data;
+    proxd_manager_start(d->manager);
+    return G_SOURCE_REMOVE;
 }
 
 static gboolean on_quit_signal(gpointer user_data)
@@ -249,15 +284,26 @@ int main(int argc, char **argv)
     guint sigterm_id = g_unix_signal_add(SIGTERM, on_quit_signal, &d);
     guint sigint_id = g_unix_signal_add(SIGINT, on_quit_signal, &d);
     guint sighup_id = g_unix_signal_add(SIGHUP, on_sighup, &d);
-    guint owner_id =
-        g_bus_own_name_on_connection(connection, bus_name, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
-                                     on_name_acquired, on_name_lost, &d, NULL);
+    guint lost_id = g_dbus_connection_signal_subscribe(
+        connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameLost",
+        "/org/freedesktop/DBus", bus_name, G_DBUS_SIGNAL_FLAGS_NONE, on_name_lost, &d, NULL);
+    if (!request_name(connection, bus_name, &error)) {
+        g_critical("%s", error->message);
+        g_dbus_connection_signal_unsubscribe(connection, lost_id);
+        g_source_remove(sigterm_id);
+        g_source_remove(sigint_id);
+        g_source_remove(sighup_id);
+        g_signal_handler_disconnect(connection, closed_id);
+        return EXIT_RUNTIME;
+    }
+    g_message("owns %s on the bus; starting", bus_name);
+    g_idle_add(on_start, &d);
 
     g_main_loop_run(loop);
 
     /* Shutdown: store what is pending and leave BlueZ tidy before the name goes. */
     proxd_manager_shutdown(manager);
-    g_bus_unown_name(owner_id);
+    g_dbus_connection_signal_unsubscribe(connection, lost_id);
     g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(manager));
     g_source_remove(sigterm_id);
     g_source_remove(sigint_id);

@@ -388,21 +388,18 @@ static gboolean collect_sighting(const ProxSighting *s, gpointer user_data)
 }
 
 static gboolean handle_get_sightings(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
-                                     guint64 start, guint64 end)
+                                     guint days)
 {
     ProxdManager *self = PROXD_MANAGER(object);
+    gint64 now = proxd_clock_now(self->clock);
+    gint64 since = now - (gint64)clamp_days(self, days) * 86400;
     g_autoptr(GError) error = NULL;
 
-    if (start >= end || end > (guint64)G_MAXINT64) {
-        g_dbus_method_invocation_return_error(invocation, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
-                                              "start must be before end");
-        return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
     GVariantBuilder b;
     g_variant_builder_init(&b, G_VARIANT_TYPE("a(ayayttunnn)"));
     SightingsCollect collect = {&b, 0};
-    if (!prox_store_foreach_sighting(self->store, (gint64)start, (gint64)end, collect_sighting,
-                                     &collect, &error)) {
+    if (!prox_store_foreach_sighting(self->store, since, now + 1, collect_sighting, &collect,
+                                     &error)) {
         g_variant_builder_clear(&b);
         return_store_error(invocation, error);
         return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -443,8 +440,10 @@ void proxd_manager_shutdown(ProxdManager *self)
     self->stopping = TRUE;
     g_clear_handle_id(&self->hourly_id, g_source_remove);
     g_clear_handle_id(&self->refresh_id, g_source_remove);
-    bluez_scanner_stop(self->scanner);
+    /* Advertiser first, while it can still unregister; the scanner's stop then ends the
+     * holds the advertiser may still have pending. */
     bluez_advertiser_stop(self->advertiser);
+    bluez_scanner_stop(self->scanner);
     bluez_adapter_watch_stop(self->watch);
     update_state(self);
     g_dbus_interface_skeleton_flush(G_DBUS_INTERFACE_SKELETON(self));
@@ -495,10 +494,11 @@ ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config
     self->store = store;
 
     self->watch = bluez_adapter_watch_new(connection, settings->adapter);
-    self->advertiser = bluez_advertiser_new(connection, self->watch, clock, config, store, error);
+    self->scanner = bluez_scanner_new(self->watch, clock, config, store);
+    self->advertiser =
+        bluez_advertiser_new(connection, self->watch, self->scanner, clock, config, store, error);
     if (self->advertiser == NULL)
         return NULL;
-    self->scanner = bluez_scanner_new(self->watch, clock, config, store);
 
     proxd_dbus_manager1_set_state(iface, "starting");
     proxd_dbus_manager1_set_state_reason(iface, "connecting to BlueZ");

@@ -234,14 +234,13 @@ static int cmd_status(const Options *opts)
 
 /* ---- encounters ---- */
 
-static int print_sightings(const Options *opts, ProxdDbusManager1 *proxd, gint64 since,
-                           gint64 until, JsonBuilder *b)
+static int print_sightings(const Options *opts, ProxdDbusManager1 *proxd, guint days,
+                           JsonBuilder *b)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(GVariant) sightings = NULL;
-    if (!proxd_dbus_manager1_call_get_sightings_sync(proxd, (guint64)since, (guint64)until,
-                                                     G_DBUS_CALL_FLAGS_NONE, -1, &sightings, NULL,
-                                                     &error)) {
+    if (!proxd_dbus_manager1_call_get_sightings_sync(proxd, days, G_DBUS_CALL_FLAGS_NONE, -1,
+                                                     &sightings, NULL, &error)) {
         print_call_error("identifiers", error);
         return EXIT_FAILURE_;
     }
@@ -312,7 +311,6 @@ static int cmd_encounters(const Options *opts)
         print_call_error("encounters", error);
         return EXIT_FAILURE_;
     }
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
     g_autoptr(JsonBuilder) b = opts->json ? json_builder_new() : NULL;
     guint64 total_scans = 0;
 
@@ -354,7 +352,7 @@ static int cmd_encounters(const Options *opts)
 
     int status = EXIT_OK;
     if (opts->debug)
-        status = print_sightings(opts, proxd, now - (gint64)days * 86400, G_MAXINT64, b);
+        status = print_sightings(opts, proxd, days, b);
     if (b != NULL) {
         json_builder_end_object(b);
         if (status == EXIT_OK)

@@ -35,7 +35,8 @@ typedef struct {
 } HarnessDaemon;
 
 struct Harness {
-    GTestDBus *bus;
+    GSubprocess *bus;  /* a private dbus-daemon */
+    char *bus_address; /* given to every child as DBUS_SESSION_BUS_ADDRESS */
     GDBusConnection *connection;
     char *dir; /* per-test temporary directory, removed unless the test failed */
     char *scenario_path;
@@ -60,9 +61,13 @@ void harness_start_fake(Harness *h);
 /* Stops fake-bluez the way bluetoothd exits (SIGTERM) and waits until org.bluez is gone. */
 void harness_stop_fake(Harness *h);
 
-/* Starts proxd for scenario device `name` on hci<adapter> in `role`, with `config` (key
- * file text, may be NULL) written to its configuration file. Waits until it owns its bus
- * name. */
+/* A launcher for a child on the test bus (DBUS_SESSION_BUS_ADDRESS, PROX_SIM_CLOCK, TZ set;
+ * killed if the test program dies). */
+GSubprocessLauncher *harness_launcher(Harness *h, GSubprocessFlags flags);
+
+/* Starts proxd for scenario device `name` on hci<adapter> in `role` (NULL: whatever the
+ * configuration says), with `config` (key file text, may be NULL) written to its
+ * configuration file. Waits until it owns its bus name. */
 HarnessDaemon *harness_start_proxd(Harness *h, const char *name, guint adapter, const char *role,
                                    const char *config);
 /* SIGTERM; waits for the exit and asserts status 0. */
@@ -99,5 +104,7 @@ char *harness_advert_rpi_hex(GVariant *advert);
 GVariant *harness_sightings(HarnessDaemon *d);
 
 char *harness_hex(const guint8 *bytes, gsize len);
+/* rm -r */
+void harness_remove_tree(const char *path);
 
 G_END_DECLS

@@ -33,7 +33,7 @@ static void run_clear(Run *r)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_clear)
 
 /* Runs proxctl with `args` (NULL-terminated) against the test bus. */
-static void proxctl(Run *r, const char *bus_name, ...)
+static void proxctl(Run *r, Harness *h, const char *bus_name, ...)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_ptr_array_add(argv, (char *)g_getenv("PROXCTL"));
@@ -48,11 +48,12 @@ static void proxctl(Run *r, const char *bus_name, ...)
     va_end(ap);
     g_ptr_array_add(argv, NULL);
 
-    g_autoptr(GSubprocess) p =
-        g_subprocess_newv((const char *const *)argv->pdata,
-                          G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, NULL);
-    g_assert_nonnull(p);
     g_autoptr(GError) error = NULL;
+    g_autoptr(GSubprocessLauncher) launcher =
+        harness_launcher(h, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+    g_autoptr(GSubprocess) p =
+        g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
+    g_assert_no_error(error);
     g_assert_true(g_subprocess_communicate_utf8(p, NULL, NULL, &r->out, &r->err, &error));
     g_assert_no_error(error);
     r->status = g_subprocess_get_exit_status(p);
@@ -86,14 +87,14 @@ static void test_not_running(void)
 {
     g_autoptr(Harness) h = harness_new("two-devices.json", 1);
     g_auto(Run) r = {0};
-    proxctl(&r, "org.proxd.nobody", "status", NULL);
+    proxctl(&r, h, "org.proxd.nobody", "status", NULL);
     g_assert_cmpint(r.status, ==, 1);
     g_assert_true(strstr(r.err, "not running") != NULL);
     g_assert_true(strstr(r.err, "org.proxd.nobody") != NULL);
     g_assert_cmpstr(r.out, ==, "");
 
     g_auto(Run) usage = {0};
-    proxctl(&usage, "org.proxd.nobody", "frobnicate", NULL);
+    proxctl(&usage, h, "org.proxd.nobody", "frobnicate", NULL);
     g_assert_cmpint(usage.status, ==, 2);
 }
 
@@ -108,14 +109,14 @@ static void test_status_and_encounters(void)
     g_autoptr(JsonParser) parser = json_parser_new();
 
     g_auto(Run) text = {0};
-    proxctl(&text, bob->bus_name, "status", NULL);
+    proxctl(&text, h, bob->bus_name, "status", NULL);
     g_assert_cmpint(text.status, ==, 0);
     g_test_message("%s", text.out);
     g_assert_true(g_str_has_prefix(text.out, "proxd: active\n"));
     g_assert_true(strstr(text.out, "Adapter:      hci1") != NULL);
 
     g_auto(Run) json = {0};
-    proxctl(&json, bob->bus_name, "status", "--json", NULL);
+    proxctl(&json, h, bob->bus_name, "status", "--json", NULL);
     g_assert_cmpint(json.status, ==, 0);
     JsonObject *status = parse_object(parser, json.out);
     g_assert_cmpstr(json_object_get_string_member(status, "state"), ==, "active");
@@ -128,7 +129,7 @@ static void test_status_and_encounters(void)
 
     /* Counts only, no identifiers, without --debug. */
     g_auto(Run) enc = {0};
-    proxctl(&enc, bob->bus_name, "encounters", "--json", NULL);
+    proxctl(&enc, h, bob->bus_name, "encounters", "--json", NULL);
     g_assert_cmpint(enc.status, ==, 0);
     JsonObject *counts = parse_object(parser, enc.out);
     g_assert_false(json_object_has_member(counts, "sightings"));
@@ -142,14 +143,14 @@ static void test_status_and_encounters(void)
     g_autoptr(GVariant) ad = harness_fake_advertisement(alice);
     g_autofree char *alice_rpi = harness_advert_rpi_hex(ad);
     g_auto(Run) plain = {0};
-    proxctl(&plain, bob->bus_name, "encounters", NULL);
+    proxctl(&plain, h, bob->bus_name, "encounters", NULL);
     g_assert_cmpint(plain.status, ==, 0);
     g_assert_null(strstr(plain.out, alice_rpi));
 
     /* --debug lists the identifiers (the test bus lets everyone call GetSightings; the
      * system bus policy restricts it to root and the proxd group). */
     g_auto(Run) debug = {0};
-    proxctl(&debug, bob->bus_name, "encounters", "--json", "--debug", NULL);
+    proxctl(&debug, h, bob->bus_name, "encounters", "--json", "--debug", NULL);
     g_assert_cmpint(debug.status, ==, 0);
     JsonObject *dbg = parse_object(parser, debug.out);
     JsonArray *sightings = json_object_get_array_member(dbg, "sightings");
@@ -279,8 +280,7 @@ static void test_agent_notifies(void)
     /* The agent, and proof it listens (its log line comes after it subscribed). */
     g_autofree char *agent_log = g_build_filename(h->dir, "agent.log", NULL);
     g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", alice->bus_name);
-    g_autoptr(GSubprocessLauncher) launcher =
-        g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDERR_MERGE);
+    g_autoptr(GSubprocessLauncher) launcher = harness_launcher(h, G_SUBPROCESS_FLAGS_STDERR_MERGE);
     g_subprocess_launcher_set_stdout_file_path(launcher, agent_log);
     g_subprocess_launcher_setenv(launcher, "G_MESSAGES_DEBUG", "proxctl", TRUE);
     g_autoptr(GSubprocess) agent = g_subprocess_launcher_spawn(
@@ -298,7 +298,7 @@ static void test_agent_notifies(void)
     g_test_message("notification: %s", (char *)g_ptr_array_index(n.bodies, 0));
 
     g_auto(Run) exp = {0};
-    proxctl(&exp, alice->bus_name, "exposures", "--json", NULL);
+    proxctl(&exp, h, alice->bus_name, "exposures", "--json", NULL);
     g_assert_cmpint(exp.status, ==, 0);
     g_autoptr(JsonParser) parser = json_parser_new();
     JsonObject *o = parse_object(parser, exp.out);

@@ -201,22 +201,71 @@ static gboolean rotation_ends_changed(gpointer p)
     return now != 0 && now != w->initial;
 }
 
+typedef struct {
+    HarnessDaemon *d;
+    const char *old_rpi;
+} OnAirWait;
+
+/* The daemon's registration is on the air with an RPI other than old_rpi. */
+static gboolean new_rpi_on_air(gpointer p)
+{
+    OnAirWait *w = p;
+    g_autoptr(GVariant) ad = harness_fake_advertisement(w->d);
+    gboolean active = FALSE;
+    if (ad == NULL || !g_variant_lookup(ad, "Active", "b", &active) || !active)
+        return FALSE;
+    g_autofree char *rpi = harness_advert_rpi_hex(ad);
+    return rpi != NULL && g_strcmp0(rpi, w->old_rpi) != 0;
+}
+
+/* From the world's record of every report: each address alice sent from carried one RPI
+ * only, i.e. no report links two of her identifiers. Returns the number of addresses. */
+static guint assert_addresses_unlinkable(const char *truth_path, const char *from)
+{
+    g_autofree char *text = NULL;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(g_file_get_contents(truth_path, &text, NULL, &error));
+    g_autoptr(GHashTable) rpi_of = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    g_autoptr(JsonParser) parser = json_parser_new();
+    for (guint i = 0; lines[i] != NULL; i++) {
+        if (lines[i][0] == '\0')
+            continue;
+        g_assert_true(json_parser_load_from_data(parser, lines[i], -1, &error));
+        JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+        if (g_strcmp0(json_object_get_string_member(o, "from"), from) != 0)
+            continue;
+        const char *address = json_object_get_string_member(o, "address");
+        JsonObject *sd = json_object_get_object_member(o, "service_data");
+        const char *data = json_object_get_string_member_with_default(sd, PROX_SERVICE_UUID, "");
+        g_assert_cmpstr(json_object_get_string_member(o, "address_type"), ==, "random");
+        const char *known = g_hash_table_lookup(rpi_of, address);
+        if (known == NULL)
+            g_hash_table_insert(rpi_of, g_strdup(address), g_strndup(data, 2 * PROX_RPI_LEN));
+        else if (strncmp(known, data, 2 * PROX_RPI_LEN) != 0)
+            g_error("%s sent RPIs %s and %.32s from the same address %s", from, known, data,
+                    address);
+    }
+    return g_hash_table_size(rpi_of);
+}
+
 static void test_rotation(void)
 {
-    /* 200x: a rotation every 600-1200 simulated seconds is 3-6 s of real time. */
+    /* 200x: a rotation every 600-1200 simulated seconds is 3-6 s of real time. A beacon
+     * (bob) listens all the time, so the world records everything alice sends. */
     g_autoptr(Harness) h = harness_new("two-devices.json", 200);
     harness_start_fake(h);
-    HarnessDaemon *alice = harness_start_proxd(h, "alice", 0, "person", person_config);
+    HarnessDaemon *alice = harness_start_proxd(h, "alice", 0, "beacon", person_config);
+    HarnessDaemon *bob = harness_start_proxd(h, "bob", 1, "beacon", person_config);
     g_assert_true(harness_wait(is_advertising, alice, TIMEOUT_MS));
+    g_assert_true(harness_wait(is_advertising, bob, TIMEOUT_MS));
 
     for (int round = 0; round < 2; round++) {
         g_autoptr(GVariant) before = harness_fake_advertisement(alice);
         g_assert_nonnull(before);
         g_autofree char *rpi_before = harness_advert_rpi_hex(before);
-        const char *address_before = NULL;
-        guint32 refreshes_before = 0;
-        g_variant_lookup(before, "Address", "&s", &address_before);
-        g_variant_lookup(before, "Refreshes", "u", &refreshes_before);
+        g_autofree char *address_before = NULL;
+        g_variant_lookup(before, "Address", "s", &address_before);
         g_assert_nonnull(rpi_before);
 
         RotationWait w = {alice, proxd_dbus_manager1_get_current_rotation_ends(alice->proxy)};
@@ -230,20 +279,26 @@ static void test_rotation(void)
         g_assert_cmpuint(next - w.initial, >=, 600);
         g_assert_cmpuint(next - w.initial, <=, 1200);
 
-        /* One refresh of the registered advertisement: new RPI and a new address, still
-         * registered (no re-registration needed). */
+        /* The new RPI goes out from a new random address. */
+        OnAirWait ow = {alice, rpi_before};
+        g_assert_true(harness_wait(new_rpi_on_air, &ow, TIMEOUT_MS));
         g_autoptr(GVariant) after = harness_fake_advertisement(alice);
-        g_assert_nonnull(after);
-        g_autofree char *rpi_after = harness_advert_rpi_hex(after);
         const char *address_after = NULL;
-        guint32 refreshes_after = 0;
+        gboolean from_public = TRUE;
         g_variant_lookup(after, "Address", "&s", &address_after);
-        g_variant_lookup(after, "Refreshes", "u", &refreshes_after);
-        g_assert_cmpstr(rpi_after, !=, rpi_before);
+        g_variant_lookup(after, "FromPublicAddress", "b", &from_public);
         g_assert_cmpstr(address_after, !=, address_before);
-        g_assert_cmpuint(refreshes_after, ==, refreshes_before + 1);
+        g_assert_false(from_public);
         g_test_message("rotation %d: %s -> %s", round, address_before, address_after);
     }
+
+    /* Let bob hear the last identifier too, then read the world's record. */
+    g_autoptr(GVariant) heard =
+        harness_fake_call(h, "WaitReports", g_variant_new("(uuu)", 1, 0, 3));
+    harness_stop_proxd(alice);
+    harness_stop_proxd(bob);
+    harness_stop_fake(h);
+    g_assert_cmpuint(assert_addresses_unlinkable(h->truth_path, "alice"), >=, 3);
 }
 
 /* ---- ground truth ---- */
