@@ -16,12 +16,15 @@
 #define N_ROWS 12
 static const double seat_y[4] = {0.4, 0.9, 1.6, 2.1};
 
-/* Where the door is and how far apart waiting passengers are: beyond radio range of each
- * other and of the bus (about 25 m under this model), so what is recorded is the ride. */
+/* Passengers wait 2 km to one side of the bus and leave to the other, each 50 m from the
+ * next: beyond radio range (about 25 m under this model) of each other and of the bus, and
+ * nobody's way in or out passes anyone else's waiting or finishing point, so what is
+ * recorded is the ride. */
 #define DOOR_X 0.8
 #define DOOR_Y 2.5
-#define OFFSTAGE 80.0
+#define OFFSTAGE 2000.0
 #define OFFSTAGE_SPACING 50.0
+#define QUEUE_SECONDS 3
 
 static const SimStop stops[] = {
     {"Ben Thanh Market", 180},
@@ -29,7 +32,8 @@ static const SimStop stops[] = {
     {"Tan Dinh Church", 1080},
     {"Saigon Zoo (terminus)", 1980},
 };
-#define SIM_END 2040
+/* The simulation ends a minute after the last passenger is off. */
+#define SIM_END_AFTER_LAST_OFF 60
 
 /* The first ten passengers are placed by hand so the demo tells its story: lan (F0) with
  * three people close by for the whole ride, one close by who gets off early, one a couple
@@ -81,7 +85,8 @@ SimRide *sim_ride_new(guint passengers, guint32 seed)
     ride->epoch = SIM_EPOCH;
     ride->stops = (SimStop *)stops;
     ride->n_stops = G_N_ELEMENTS(stops);
-    ride->end = SIM_END;
+    ride->end =
+        stops[G_N_ELEMENTS(stops) - 1].t + QUEUE_SECONDS * passengers + SIM_END_AFTER_LAST_OFF;
     ride->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
 
     SimDevice *bus = g_new0(SimDevice, 1);
@@ -212,19 +217,25 @@ char *sim_ride_scenario_json(const SimRide *ride)
             add_waypoint(b, 0, d->x, d->y);
         } else {
             /* Waits out of range, walks in through the door, sits, walks out. */
-            double wait_x = -OFFSTAGE - OFFSTAGE_SPACING * i;
-            double gone_x = OFFSTAGE + OFFSTAGE_SPACING * i;
-            gint64 tb = stops[d->board_stop].t;
-            gint64 tl = stops[d->leave_stop].t;
-            add_waypoint(b, 0, wait_x, -OFFSTAGE);
-            add_waypoint(b, tb - 20, wait_x, -OFFSTAGE);
+            double offstage_x = OFFSTAGE_SPACING * i;
+            /* One at a time through the door, QUEUE_SECONDS apart, as people do. */
+            guint board_k = 0, leave_k = 0;
+            for (guint j = 1; j < i; j++) {
+                const SimDevice *e = g_ptr_array_index(ride->devices, j);
+                board_k += e->board_stop == d->board_stop;
+                leave_k += e->leave_stop == d->leave_stop;
+            }
+            gint64 tb = stops[d->board_stop].t + QUEUE_SECONDS * board_k;
+            gint64 tl = stops[d->leave_stop].t + QUEUE_SECONDS * leave_k;
+            add_waypoint(b, 0, offstage_x, OFFSTAGE);
+            add_waypoint(b, tb - 20, offstage_x, OFFSTAGE);
             add_waypoint(b, tb - 4, DOOR_X, DOOR_Y + 3);
             add_waypoint(b, tb, DOOR_X, DOOR_Y);
             add_waypoint(b, tb + 10, d->x, d->y);
             add_waypoint(b, tl, d->x, d->y);
             add_waypoint(b, tl + 10, DOOR_X, DOOR_Y);
             add_waypoint(b, tl + 14, DOOR_X, DOOR_Y + 3);
-            add_waypoint(b, tl + 30, gone_x, -OFFSTAGE);
+            add_waypoint(b, tl + 30, offstage_x, -OFFSTAGE);
         }
         json_builder_end_array(b);
         json_builder_end_object(b);

@@ -37,7 +37,7 @@ typedef struct {
     guint board_stop; /* index into SimRide.stops */
     guint leave_stop;
     SimDeviceClass klass;
-    double distance_to_f0; /* metres, seat to seat */
+    double distance_to_f0;  /* metres, seat to seat */
     gint64 minutes_with_f0; /* on board together */
 } SimDevice;
 
@@ -50,7 +50,7 @@ typedef struct {
     gint64 epoch; /* simulated unix seconds of scenario time 0 */
     SimStop *stops;
     guint n_stops;
-    gint64 end; /* scenario time when the ride (and the simulation) ends */
+    gint64 end;         /* scenario time when the ride (and the simulation) ends */
     GPtrArray *devices; /* SimDevice; [0] is the bus beacon */
     guint f0;           /* index of the F0 passenger in devices */
 } SimRide;

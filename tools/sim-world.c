@@ -24,12 +24,11 @@ static char *find_tool(const char *env, const char *build_path, const char *inst
 {
     const char *override = g_getenv(env);
     const char *path = override != NULL && override[0] != '\0' ? override
-                       : in_build_tree                        ? build_path
-                                                              : installed_path;
+                       : in_build_tree                         ? build_path
+                                                               : installed_path;
     if (!g_file_test(path, G_FILE_TEST_IS_EXECUTABLE)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                    "%s not found (set %s to its path%s)", path, env,
-                    in_build_tree ? ", or build it: ninja -C " PROX_SIM_BUILD_ROOT : "");
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s not found (set %s to its path%s)",
+                    path, env, in_build_tree ? ", or build it: ninja -C " PROX_SIM_BUILD_ROOT : "");
         return NULL;
     }
     return g_strdup(path);
@@ -48,9 +47,9 @@ gboolean sim_tools_find(SimTools *tools, GError **error)
     tools->proxd = find_tool("PROX_SIM_PROXD", PROX_SIM_BUILD_ROOT "/daemon/proxd",
                              PROX_SIM_SBINDIR "/proxd", in_build_tree, error);
     if (tools->proxd != NULL)
-        tools->fake_bluez = find_tool(
-            "PROX_SIM_FAKE_BLUEZ", PROX_SIM_BUILD_ROOT "/tests/fake-bluez/fake-bluez",
-            PROX_SIM_LIBEXECDIR "/proxd/fake-bluez", in_build_tree, error);
+        tools->fake_bluez =
+            find_tool("PROX_SIM_FAKE_BLUEZ", PROX_SIM_BUILD_ROOT "/tests/fake-bluez/fake-bluez",
+                      PROX_SIM_LIBEXECDIR "/proxd/fake-bluez", in_build_tree, error);
     if (tools->fake_bluez != NULL)
         tools->authority =
             find_tool("PROX_SIM_AUTHORITY", PROX_SIM_BUILD_ROOT "/tools/prox-authority",
@@ -114,8 +113,8 @@ gboolean sim_world_wait(SimWorld *world, SimCondition cond, gpointer user_data, 
                     "%s exited (status %d) while %s; its log (%s) ends:\n%s", died->name,
                     died->status, what, died->log_path, tail);
     } else {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "timed out after %u ms %s",
-                    timeout_ms, what);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "timed out after %u ms %s", timeout_ms,
+                    what);
     }
     return FALSE;
 }
@@ -168,8 +167,8 @@ gboolean sim_world_wait_sim_time(SimWorld *world, double sim_time, GError **erro
     guint ms = prox_sim_clock_real_ms(&world->clock, (gint64)(remaining * G_USEC_PER_SEC));
     gboolean reached = FALSE;
     guint id = g_timeout_add(ms, on_wait_timeout, &reached);
-    gboolean ok = sim_world_wait(world, flag_set, &reached, ms + 5000,
-                                 "the simulated ride went on", error);
+    gboolean ok =
+        sim_world_wait(world, flag_set, &reached, ms + 5000, "the simulated ride went on", error);
     if (!reached)
         g_source_remove(id);
     return ok;
@@ -281,8 +280,11 @@ void sim_world_terminate(SimWorld *world, SimProcess *p)
 {
     if (p == NULL || p->exited)
         return;
-    p->stopping = TRUE;
-    g_subprocess_send_signal(p->process, SIGTERM);
+    /* Once only: a daemon that is already shutting down must not get a second one. */
+    if (!p->stopping) {
+        p->stopping = TRUE;
+        g_subprocess_send_signal(p->process, SIGTERM);
+    }
     wait_exit(p, EXIT_TIMEOUT_MS);
     if (!p->exited) {
         g_printerr("prox-sim: %s did not exit on SIGTERM, killing it\n", p->name);
@@ -395,8 +397,8 @@ gboolean sim_world_start_bus(SimWorld *world, gint64 sim_start, GError **error)
     if (!g_file_set_contents(conf, text, -1, error))
         return FALSE;
     g_autofree char *conf_arg = g_strdup_printf("--config-file=%s", conf);
-    g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(
-        G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+    g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                                 G_SUBPROCESS_FLAGS_STDERR_SILENCE);
     g_subprocess_launcher_set_child_setup(l, child_setup, NULL, NULL);
     GSubprocess *sp = g_subprocess_launcher_spawn(l, error, "dbus-daemon", "--nofork",
                                                   "--print-address=1", conf_arg, NULL);
@@ -416,11 +418,11 @@ gboolean sim_world_start_bus(SimWorld *world, gint64 sim_start, GError **error)
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "dbus-daemon printed no address");
         return FALSE;
     }
-    world->connection = g_dbus_connection_new_for_address_sync(
-        world->bus_address,
-        G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-            G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-        NULL, NULL, error);
+    world->connection =
+        g_dbus_connection_new_for_address_sync(world->bus_address,
+                                               G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                   G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                               NULL, NULL, error);
     return world->connection != NULL;
 }
 
@@ -446,9 +448,9 @@ static gboolean name_owned(gpointer p)
 static gboolean wait_name(SimWorld *world, const char *name, GError **error)
 {
     NameWait w = {FALSE};
-    guint id = g_bus_watch_name_on_connection(world->connection, name,
-                                              G_BUS_NAME_WATCHER_FLAGS_NONE, on_name_appeared,
-                                              on_name_vanished, &w, NULL);
+    guint id =
+        g_bus_watch_name_on_connection(world->connection, name, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                       on_name_appeared, on_name_vanished, &w, NULL);
     g_autofree char *what = g_strdup_printf("waiting for %s on the bus", name);
     gboolean ok = sim_world_wait(world, name_owned, &w, START_TIMEOUT_MS, what, error);
     g_bus_unwatch_name(id);
@@ -541,13 +543,12 @@ gboolean sim_world_start_daemons(SimWorld *world, const SimRide *ride, GError **
         SimDaemon *d = g_ptr_array_index(world->daemons, i);
         if (!wait_name(world, d->bus_name, error))
             return FALSE;
-        d->proxy = g_dbus_proxy_new_sync(world->connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
-                                         NULL, d->bus_name, MANAGER_PATH, MANAGER_IFACE, NULL,
-                                         error);
+        d->proxy =
+            g_dbus_proxy_new_sync(world->connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, NULL,
+                                  d->bus_name, MANAGER_PATH, MANAGER_IFACE, NULL, error);
         if (d->proxy == NULL)
             return FALSE;
-        g_signal_connect(d->proxy, "g-properties-changed", G_CALLBACK(on_properties_changed),
-                         NULL);
+        g_signal_connect(d->proxy, "g-properties-changed", G_CALLBACK(on_properties_changed), NULL);
     }
     return sim_world_wait(world, all_daemons_ready, world, START_TIMEOUT_MS,
                           "waiting for every proxd to be active and advertising", error);

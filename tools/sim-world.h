@@ -34,7 +34,7 @@ typedef struct {
     char *name;
     char *log_path;
     GSubprocess *process;
-    gboolean stopping; /* we asked it to exit: not a failure when it does */
+    gboolean stopping; /* SIGTERM sent: its exit is not a failure */
     gboolean exited;
     int status; /* exit status, or 128 + signal; valid when exited */
 } SimProcess;
