@@ -122,8 +122,8 @@ static void rotate(BluezAdvertiser *self)
     prox_metadata_encode((int8_t)settings->tx_power, metadata);
     if (!prox_store_get_or_create_tek(self->store, now, prox_random_system, NULL, &tek, &error) ||
         !prox_broadcast_id_at(&tek, now, metadata, &id)) {
-        g_critical("cannot derive the broadcast identifier: %s",
-                   error != NULL ? error->message : "the TEK does not cover now");
+        g_warning("cannot derive the broadcast identifier: %s",
+                  error != NULL ? error->message : "the TEK does not cover now");
         self->have_id = FALSE;
         /* Try again in a minute: the store may recover (disk full, lock). */
         self->rotation_ends = now + 60;
@@ -149,6 +149,24 @@ static void rotate(BluezAdvertiser *self)
                                             on_rotation_timer, self);
     g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ROTATION_ENDS]);
     update(self);
+}
+
+/* The kernel made the advertisement connectable and sent it from the public address before
+ * we could withdraw it: the current RPI is linked to the device now. Rotate at the next
+ * interval boundary (the first moment a different RPI exists) rather than 10-20 minutes
+ * after the last rotation. */
+static void rotate_soon(BluezAdvertiser *self)
+{
+    gint64 now = proxd_clock_now(self->clock);
+    gint64 boundary = prox_interval_start(prox_interval_number(now) + 1);
+    if (self->rotation_ends != 0 && boundary >= self->rotation_ends)
+        return;
+    g_message("identifier exposed with the public address: rotating at the next interval");
+    g_clear_handle_id(&self->rotation_id, g_source_remove);
+    self->rotation_ends = boundary;
+    self->rotation_id =
+        proxd_clock_call_at(self->clock, boundary * G_USEC_PER_SEC, on_rotation_timer, self);
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ROTATION_ENDS]);
 }
 
 /* ---- registration ---- */
@@ -397,9 +415,11 @@ static void update(BluezAdvertiser *self)
         self->reg = REG_NONE;
         g_clear_object(&self->reg_manager);
     }
-    if (self->reg == REG_DONE && !want)
+    if (self->reg == REG_DONE && !want) {
         do_unregister(self);
-    else if (self->reg == REG_NONE && want && self->retry_id == 0)
+        if (bluez_adapter_watch_get_discoverable(self->watch))
+            rotate_soon(self);
+    } else if (self->reg == REG_NONE && want && self->retry_id == 0)
         do_register(self, manager);
 
     set_advertising(self, self->reg == REG_DONE);

@@ -12,6 +12,10 @@
 /* Retry every second this many times first: after bluetoothd dies while discovering, the
  * kernel keeps scanning for up to 10.24 s and registration fails until it stops. */
 #define FAST_RETRIES 15
+/* An active session of ours while Adapter1.Discovering stays false this long means
+ * bluetoothd is not scanning for us (e.g. the controller was still busy with the discovery of
+ * a bluetoothd that died): the session is restarted. */
+#define DISCOVERING_GRACE_SECONDS 3
 #define STOP_TIMEOUT_MS 1000
 /* Commit early when a batch holds this many (RPI, scan) pairs (a crowded bus stop). */
 #define BATCH_COMMIT_SIZE 4096
@@ -43,7 +47,9 @@ struct _BluezScanner {
     /* The discovery session. */
     SessionState session;
     BluezAdapter1 *session_adapter;
-    char *device_prefix; /* "<adapter path>/" */
+    gulong discovering_handler; /* notify::discovering on session_adapter */
+    guint discovering_check_id; /* grace period for Adapter1.Discovering */
+    char *device_prefix;        /* "<adapter path>/" */
     guint session_serial;
     guint retry_id;
     guint retry_seconds;
@@ -316,6 +322,56 @@ static void follow_object_manager(BluezScanner *self)
                      G_CALLBACK(on_properties_changed), self);
 }
 
+/* ---- is bluetoothd really discovering? ---- */
+
+static void stop_session(BluezScanner *self);
+
+static gboolean on_discovering_timeout(gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    self->discovering_check_id = 0;
+    if (self->session == SESSION_ACTIVE && !bluez_adapter1_get_discovering(self->session_adapter)) {
+        g_message("bluetoothd reports no discovery on %s although ours was started; "
+                  "restarting it",
+                  bluez_adapter_watch_get_name(self->watch));
+        stop_session(self);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void check_discovering(BluezScanner *self)
+{
+    if (self->session == SESSION_ACTIVE && self->session_adapter != NULL &&
+        !bluez_adapter1_get_discovering(self->session_adapter)) {
+        if (self->discovering_check_id == 0)
+            self->discovering_check_id =
+                g_timeout_add_seconds(DISCOVERING_GRACE_SECONDS, on_discovering_timeout, self);
+    } else {
+        g_clear_handle_id(&self->discovering_check_id, g_source_remove);
+    }
+}
+
+static void on_discovering_changed(GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+    check_discovering(user_data);
+}
+
+static void set_session_adapter(BluezScanner *self, BluezAdapter1 *adapter)
+{
+    if (self->session_adapter == adapter)
+        return;
+    if (self->session_adapter != NULL) {
+        g_clear_signal_handler(&self->discovering_handler, self->session_adapter);
+        g_clear_object(&self->session_adapter);
+    }
+    g_clear_handle_id(&self->discovering_check_id, g_source_remove);
+    if (adapter == NULL)
+        return;
+    self->session_adapter = g_object_ref(adapter);
+    self->discovering_handler =
+        g_signal_connect(adapter, "notify::discovering", G_CALLBACK(on_discovering_changed), self);
+}
+
 /* ---- discovery session ---- */
 
 typedef struct {
@@ -353,7 +409,7 @@ static void session_failed(BluezScanner *self, const char *what, GError *error)
               bluez_adapter_watch_get_name(self->watch), error->message,
               remote != NULL ? " / " : "", remote != NULL ? remote : "", self->retry_seconds);
     self->session = SESSION_NONE;
-    g_clear_object(&self->session_adapter);
+    set_session_adapter(self, NULL);
     g_clear_handle_id(&self->retry_id, g_source_remove);
     self->retry_id = g_timeout_add_seconds(self->retry_seconds, on_retry, self);
     self->retry_seconds = ++self->retry_count < FAST_RETRIES
@@ -431,7 +487,7 @@ static void start_session(BluezScanner *self, BluezAdapter1 *adapter)
 {
     self->session = SESSION_STARTING;
     self->session_serial++;
-    g_set_object(&self->session_adapter, adapter);
+    set_session_adapter(self, adapter);
     g_free(self->device_prefix);
     self->device_prefix =
         g_strconcat(g_dbus_proxy_get_object_path(G_DBUS_PROXY(adapter)), "/", NULL);
@@ -503,7 +559,7 @@ static void on_stop_discovery_reply(GObject *source, GAsyncResult *result, gpoin
     }
     if (data->serial == self->session_serial && self->session == SESSION_STOPPING) {
         self->session = SESSION_NONE;
-        g_clear_object(&self->session_adapter);
+        set_session_adapter(self, NULL);
         update(self);
     }
     call_data_free(data);
@@ -526,7 +582,7 @@ static void drop_session(BluezScanner *self)
     end_scan_instance(self);
     self->session = SESSION_NONE;
     self->session_serial++;
-    g_clear_object(&self->session_adapter);
+    set_session_adapter(self, NULL);
 }
 
 static void update(BluezScanner *self)
@@ -548,6 +604,7 @@ static void update(BluezScanner *self)
      * comes back here. */
 
     set_scanning(self, self->session == SESSION_ACTIVE);
+    check_discovering(self);
     notify_quiet(self);
 }
 
@@ -667,7 +724,7 @@ void bluez_scanner_stop(BluezScanner *self)
     }
     self->session = SESSION_NONE;
     self->session_serial++;
-    g_clear_object(&self->session_adapter);
+    set_session_adapter(self, NULL);
     set_scanning(self, FALSE);
     /* Whoever waits for quiet hears it now: the main loop may not run again. */
     g_clear_handle_id(&self->quiet_id, g_source_remove);
@@ -712,7 +769,7 @@ static void bluez_scanner_dispose(GObject *object)
         g_signal_handlers_disconnect_by_data(self->object_manager, self);
         g_clear_object(&self->object_manager);
     }
-    g_clear_object(&self->session_adapter);
+    set_session_adapter(self, NULL);
     g_clear_object(&self->usable_adapter);
     g_clear_object(&self->watch);
     g_clear_object(&self->clock);

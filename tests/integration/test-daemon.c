@@ -337,7 +337,8 @@ static void run_as(Run *r, const char *address, gboolean nobody, const char *con
 
 static void test_bus_policy(void)
 {
-    if (getuid() != 0 || g_find_program_in_path("setpriv") == NULL) {
+    g_autofree char *setpriv = g_find_program_in_path("setpriv");
+    if (getuid() != 0 || setpriv == NULL) {
         g_test_skip("needs root and setpriv to act as another user");
         return;
     }
