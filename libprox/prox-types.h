@@ -109,12 +109,12 @@ typedef struct {
 
 /* One sighting explained by one diagnosis key: output of matching, input of risk. */
 typedef struct {
-    guint key_index;       /* position of the key in the matched stream */
-    ProxDiagnosisKey key;  /* the F0 key */
-    ProxSighting sighting; /* what we heard */
-    uint32_t rpi_interval; /* ENIN of the RPI that matched */
+    guint key_index;                     /* position of the key in the matched stream */
+    ProxDiagnosisKey key;                /* the F0 key */
+    ProxSighting sighting;               /* what we heard */
+    uint32_t rpi_interval;               /* ENIN of the RPI that matched */
     uint8_t metadata[PROX_METADATA_LEN]; /* AEM decrypted */
-    int8_t tx_power;       /* from metadata, validated to -50..+20 dBm */
+    int8_t tx_power;                     /* from metadata, validated to -50..+20 dBm */
 } ProxMatchedSighting;
 
 G_END_DECLS

@@ -38,8 +38,7 @@ int prox_tool_usage_error(const char *command, const char *format, ...)
     va_start(args, format);
     g_autofree char *message = g_strdup_vprintf(format, args);
     va_end(args);
-    fprintf(stderr, "prox-tool %s: %s (try 'prox-tool %s --help')\n", command, message,
-            command);
+    fprintf(stderr, "prox-tool %s: %s (try 'prox-tool %s --help')\n", command, message, command);
     return PROX_TOOL_EXIT_USAGE;
 }
 

@@ -12,7 +12,7 @@
 #include "bdaddr.h"
 #include "fb-iface.h"
 #include "scenario.h"
-#include "sim-clock.h"
+#include "prox-sim-clock.h"
 #include "truth-log.h"
 
 #define FB_BLUEZ_NAME "org.bluez"

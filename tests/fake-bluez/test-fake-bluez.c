@@ -16,7 +16,7 @@
 #include "bt-uuid.h"
 #include "radio.h"
 #include "scenario.h"
-#include "sim-clock.h"
+#include "prox-sim-clock.h"
 
 #define FD6F "0000fd6f-0000-1000-8000-00805f9b34fb"
 #define ADV_PATH "/org/proxd/test/advertisement0"
