@@ -11,6 +11,8 @@
 #define GROUP_ADVERTISING "Advertising"
 #define GROUP_SCANNING "Scanning"
 #define GROUP_RISK "Risk"
+#define GROUP_SYNC "Sync"
+#define GROUP_REPORT "Report"
 
 struct _ProxdConfig {
     GObject parent_instance;
@@ -39,6 +41,8 @@ static const char *const advertising_keys[] = {"Enabled", "TxPower", NULL};
 static const char *const scanning_keys[] = {
     "ScanSeconds",   "IntervalMinSeconds", "IntervalMaxSeconds",    "BeaconScanInstanceSeconds",
     "CommitSeconds", "RssiCorrection",     "CalibrationConfidence", NULL};
+static const char *const sync_keys[] = {"URL", "PinnedKeys", "IntervalSeconds", NULL};
+static const char *const report_keys[] = {"URL", NULL};
 
 const char *proxd_role_to_string(ProxdRole role)
 {
@@ -78,6 +82,9 @@ static void settings_clear(ProxdSettings *s)
 {
     g_clear_pointer(&s->adapter, g_free);
     g_clear_pointer(&s->state_dir, g_free);
+    g_clear_pointer(&s->sync_url, g_free);
+    g_clear_pointer(&s->sync_pinned_keys, g_strfreev);
+    g_clear_pointer(&s->report_url, g_free);
 }
 
 static void settings_defaults(ProxdSettings *s)
@@ -119,6 +126,10 @@ static void warn_unknown_keys(GKeyFile *kf, const char *path)
             known = advertising_keys;
         else if (g_str_equal(groups[i], GROUP_SCANNING))
             known = scanning_keys;
+        else if (g_str_equal(groups[i], GROUP_SYNC))
+            known = sync_keys;
+        else if (g_str_equal(groups[i], GROUP_REPORT))
+            known = report_keys;
         else if (g_str_equal(groups[i], GROUP_RISK))
             continue; /* prox_risk_parameters_load_keyfile() rejects unknown keys itself */
         else {
@@ -174,6 +185,32 @@ static gboolean get_signed_key(GKeyFile *kf, const char *path, const char *group
     if (!get_int(kf, path, group, key, min, max, &v, error))
         return FALSE;
     *value = (int)v;
+    return TRUE;
+}
+
+/* A string key if present: stripped, empty = unset. */
+static void get_string_key(GKeyFile *kf, const char *group, const char *key, char **value)
+{
+    if (!g_key_file_has_key(kf, group, key, NULL))
+        return;
+    g_autofree char *v = g_key_file_get_string(kf, group, key, NULL);
+    g_free(*value);
+    *value = NULL;
+    if (v != NULL && g_strstrip(v)[0] != '\0')
+        *value = g_steal_pointer(&v);
+}
+
+/* g_strv_equal() that takes NULL for an empty list. */
+static gboolean strv_equal0(char **a, char **b)
+{
+    guint na = a != NULL ? g_strv_length(a) : 0;
+    guint nb = b != NULL ? g_strv_length(b) : 0;
+    if (na != nb)
+        return FALSE;
+    for (guint i = 0; i < na; i++) {
+        if (g_strcmp0(a[i], b[i]) != 0)
+            return FALSE;
+    }
     return TRUE;
 }
 
@@ -257,6 +294,29 @@ static gboolean load_keyfile(ProxdConfig *self, GKeyFile *kf, ProxdSettings *s, 
         g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                     "%s: [Scanning] ScanSeconds=%u must be shorter than IntervalMinSeconds=%u",
                     path, s->scan_seconds, s->scan_interval_min);
+        return FALSE;
+    }
+
+    get_string_key(kf, GROUP_SYNC, "URL", &s->sync_url);
+    get_string_key(kf, GROUP_REPORT, "URL", &s->report_url);
+    if (g_key_file_has_key(kf, GROUP_SYNC, "PinnedKeys", NULL)) {
+        g_auto(GStrv) keys = g_key_file_get_string_list(kf, GROUP_SYNC, "PinnedKeys", NULL, NULL);
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+        for (guint i = 0; keys != NULL && keys[i] != NULL; i++) {
+            g_strstrip(keys[i]);
+            if (keys[i][0] != '\0')
+                g_strv_builder_add(b, keys[i]);
+        }
+        g_strfreev(s->sync_pinned_keys);
+        s->sync_pinned_keys = g_strv_builder_end(b);
+    }
+    if (!get_uint_key(kf, path, GROUP_SYNC, "IntervalSeconds", 60, 7 * 86400, &s->sync_interval,
+                      error))
+        return FALSE;
+    if (s->sync_url != NULL && (s->sync_pinned_keys == NULL || s->sync_pinned_keys[0] == NULL)) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "%s: [Sync] URL is set but PinnedKeys is empty: key lists cannot be verified",
+                    path);
         return FALSE;
     }
 
@@ -382,7 +442,10 @@ static gboolean settings_equal(const ProxdSettings *a, const ProxdSettings *b)
            a->beacon_instance_seconds == b->beacon_instance_seconds &&
            a->commit_seconds == b->commit_seconds && a->rssi_correction == b->rssi_correction &&
            a->calibration_confidence == b->calibration_confidence &&
-           prox_risk_parameters_equal(&a->risk, &b->risk);
+           prox_risk_parameters_equal(&a->risk, &b->risk) &&
+           g_strcmp0(a->sync_url, b->sync_url) == 0 &&
+           strv_equal0(a->sync_pinned_keys, b->sync_pinned_keys) &&
+           a->sync_interval == b->sync_interval && g_strcmp0(a->report_url, b->report_url) == 0;
 }
 
 gboolean proxd_config_reload(ProxdConfig *self, GError **error)
@@ -404,6 +467,18 @@ gboolean proxd_config_reload(ProxdConfig *self, GError **error)
         g_warning("RetentionDays changed to %u: takes effect when proxd restarts",
                   fresh.retention_days);
         fresh.retention_days = self->settings.retention_days;
+    }
+
+    /* The key-list sync is set up once, at start. */
+    if (g_strcmp0(fresh.sync_url, self->settings.sync_url) != 0 ||
+        !strv_equal0(fresh.sync_pinned_keys, self->settings.sync_pinned_keys) ||
+        fresh.sync_interval != self->settings.sync_interval) {
+        g_warning("[Sync] changed: takes effect when proxd restarts");
+        g_free(fresh.sync_url);
+        fresh.sync_url = g_strdup(self->settings.sync_url);
+        g_strfreev(fresh.sync_pinned_keys);
+        fresh.sync_pinned_keys = g_strdupv(self->settings.sync_pinned_keys);
+        fresh.sync_interval = self->settings.sync_interval;
     }
 
     if (settings_equal(&fresh, &self->settings)) {

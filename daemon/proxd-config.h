@@ -36,6 +36,11 @@ typedef struct {
     ProxCalibrationConfidence calibration_confidence;
 
     ProxRiskParameters risk;
+
+    char *sync_url;          /* [Sync] URL: key list index; NULL = no sync */
+    char **sync_pinned_keys; /* [Sync] PinnedKeys: "PATH.pub" or "ID:VER:PATH" (NULL-ended) */
+    guint sync_interval;     /* [Sync] IntervalSeconds between complete runs (0 = default) */
+    char *report_url;        /* [Report] URL: the key server's upload URL; NULL = no reports */
 } ProxdSettings;
 
 /* Command-line values; NULL / negative = not given. */

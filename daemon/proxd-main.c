@@ -11,6 +11,7 @@
 #include "proxd-clock.h"
 #include "proxd-config.h"
 #include "proxd-manager.h"
+#include "proxd-sync.h"
 #include "prox-store.h"
 
 #define PROXD_DEFAULT_BUS_NAME "org.proxd"
@@ -45,7 +46,9 @@ static const char description[] =
     "  Adapter, StateDirectory, RetentionDays), [Advertising] (Enabled, TxPower),\n"
     "  [Scanning] (ScanSeconds, IntervalMinSeconds, IntervalMaxSeconds,\n"
     "  BeaconScanInstanceSeconds, CommitSeconds, RssiCorrection, CalibrationConfidence) and\n"
-    "  [Risk] (risk scoring parameters). Command-line options override the file.\n"
+    "  [Risk] (risk scoring parameters), [Sync] (URL, PinnedKeys, IntervalSeconds: key-list\n"
+    "  download) and [Report] (URL: key server for positive tests). Command-line options\n"
+    "  override the file.\n"
     "\n"
     "Signals:\n"
     "  SIGTERM, SIGINT  store pending sightings, withdraw the advertisement, stop scanning, exit\n"
@@ -146,6 +149,45 @@ static void on_connection_closed(GDBusConnection *connection, gboolean remote_pe
     g_main_loop_quit(d->loop);
 }
 
+static ProxStoreOptions store_options(const ProxdSettings *settings)
+{
+    return (ProxStoreOptions){.retention_days = settings->retention_days};
+}
+
+static gint64 sync_clock_now(gpointer user_data)
+{
+    return proxd_clock_now(user_data);
+}
+
+/* The key-list sync of [Sync], on this (the main) thread's context; NULL with no error when
+ * no URL is configured. */
+static ProxdSync *create_sync(const ProxdSettings *settings, ProxdClock *clock, GError **error)
+{
+    if (settings->sync_url == NULL) {
+        g_message("key-list sync disabled ([Sync] URL is empty)");
+        return NULL;
+    }
+    ProxExportKeyring *keyring =
+        proxd_sync_keyring_load((const char *const *)settings->sync_pinned_keys, error);
+    if (keyring == NULL)
+        return NULL;
+    g_autofree char *db_path = g_build_filename(settings->state_dir, STORE_FILE, NULL);
+    ProxdSyncOptions options = {
+        .url = settings->sync_url,
+        .db_path = db_path,
+        .store_options = store_options(settings),
+        .interval = settings->sync_interval,
+        .risk = &settings->risk,
+        .confidence = settings->calibration_confidence,
+    };
+    ProxdSync *sync = proxd_sync_new(&options, keyring, error);
+    if (sync == NULL)
+        return NULL;
+    proxd_sync_set_clock(sync, sync_clock_now, clock);
+    g_message("key-list sync from %s", settings->sync_url);
+    return sync;
+}
+
 static ProxStore *open_store(const ProxdSettings *settings, GError **error)
 {
     if (g_mkdir_with_parents(settings->state_dir, 0700) != 0) {
@@ -155,7 +197,7 @@ static ProxStore *open_store(const ProxdSettings *settings, GError **error)
         return NULL;
     }
     g_autofree char *path = g_build_filename(settings->state_dir, STORE_FILE, NULL);
-    ProxStoreOptions opts = {.retention_days = settings->retention_days};
+    ProxStoreOptions opts = store_options(settings);
     ProxStore *store = prox_store_open(path, &opts, error);
     if (store != NULL)
         g_message("store: %s (retention %u days)", path, settings->retention_days);
@@ -253,6 +295,12 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
 
+    g_autoptr(ProxdSync) sync = create_sync(settings, clock, &error);
+    if (sync == NULL && error != NULL) {
+        g_critical("cannot set up the key-list sync: %s", error->message);
+        return EXIT_USAGE;
+    }
+
     g_autoptr(GDBusConnection) connection =
         g_bus_get_sync(session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
     if (connection == NULL) {
@@ -268,7 +316,8 @@ int main(int argc, char **argv)
     g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
     Daemon d = {.loop = loop, .config = config, .bus_name = bus_name, .exit_code = EXIT_OK};
 
-    g_autoptr(ProxdManager) manager = proxd_manager_new(connection, config, clock, store, &error);
+    g_autoptr(ProxdManager) manager =
+        proxd_manager_new(connection, config, clock, store, sync, &error);
     if (manager == NULL) {
         g_critical("cannot export the advertisement object: %s", error->message);
         return EXIT_RUNTIME;
@@ -303,6 +352,12 @@ int main(int argc, char **argv)
 
     /* Shutdown: store what is pending and leave BlueZ tidy before the name goes. */
     proxd_manager_shutdown(manager);
+    if (sync != NULL) {
+        /* A run holds its own store connection in a worker thread: let it end first. */
+        proxd_sync_cancel(sync);
+        while (proxd_sync_is_running(sync))
+            g_main_context_iteration(NULL, TRUE);
+    }
     g_dbus_connection_signal_unsubscribe(connection, lost_id);
     g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(manager));
     g_source_remove(sigterm_id);

@@ -7,6 +7,7 @@
 #include "bluez-advertiser.h"
 #include "bluez-scanner.h"
 #include "prox-risk.h"
+#include "proxd-report.h"
 
 #define SECONDS_PER_HOUR 3600
 #define MAX_SIGHTINGS_RETURNED 100000
@@ -23,6 +24,10 @@ struct _ProxdManager {
     BluezAdapterWatch *watch;
     BluezAdvertiser *advertiser;
     BluezScanner *scanner;
+
+    ProxdSync *sync; /* NULL: no [Sync] URL */
+    guint sync_id;   /* the next scheduled run */
+    gboolean reporting;
 
     gboolean started;
     gboolean stopping;
@@ -250,6 +255,8 @@ static void on_config_changed(ProxdConfig *config, gpointer user_data)
     const ProxdSettings *settings = proxd_config_get(config);
     proxd_dbus_manager1_set_role(as_iface(self), proxd_role_to_string(settings->role));
     bluez_adapter_watch_set_wanted(self->watch, settings->adapter);
+    if (self->sync != NULL)
+        proxd_sync_set_risk(self->sync, &settings->risk, settings->calibration_confidence);
     queue_refresh(self);
 }
 
@@ -408,11 +415,262 @@ static gboolean handle_get_sightings(ProxdDbusManager1 *object, GDBusMethodInvoc
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- key-list sync ---- */
+
+#define PROXD_ERROR_PREFIX "org.proxd.Error."
+
+static void return_proxd_error(GDBusMethodInvocation *invocation, const char *name,
+                               const char *message)
+{
+    g_autofree char *full = g_strconcat(PROXD_ERROR_PREFIX, name, NULL);
+    g_dbus_method_invocation_return_dbus_error(invocation, full, message);
+}
+
+static void schedule_sync(ProxdManager *self);
+
+static void on_sync_due(gpointer user_data)
+{
+    ProxdManager *self = user_data;
+    self->sync_id = 0;
+    if (self->stopping)
+        return;
+    if (!proxd_sync_is_running(self->sync))
+        proxd_sync_run_async(self->sync, PROXD_SYNC_RUN_DEFAULT, NULL, NULL, NULL);
+}
+
+static void schedule_sync(ProxdManager *self)
+{
+    if (self->sync == NULL || !self->started || self->stopping)
+        return;
+    g_clear_handle_id(&self->sync_id, g_source_remove);
+    gint64 next = proxd_sync_get_next_attempt(self->sync);
+    gint64 now = proxd_clock_now(self->clock);
+    g_debug("next key-list sync in %" G_GINT64_FORMAT " s", MAX(next - now, 0));
+    self->sync_id =
+        proxd_clock_call_at(self->clock, MAX(next, now) * G_USEC_PER_SEC, on_sync_due, self);
+}
+
+static void on_sync_progress(ProxdSync *sync, guint phase, guint files_done, guint files_total,
+                             guint64 bytes, gpointer user_data)
+{
+    ProxdManager *self = user_data;
+    proxd_dbus_manager1_emit_sync_progress(as_iface(self), phase, files_done, files_total, bytes);
+}
+
+static void on_sync_finished(ProxdSync *sync, ProxdSyncResult *result, gpointer user_data)
+{
+    ProxdManager *self = user_data;
+    if (result->complete)
+        g_message("key-list sync: %u files imported, %" G_GUINT64_FORMAT " new keys",
+                  result->files_imported, result->keys_added);
+    else
+        g_warning("key-list sync incomplete (%u files imported, %u failed): %s",
+                  result->files_imported, result->files_failed,
+                  result->error != NULL ? result->error->message : "unknown error");
+    proxd_manager_refresh_counts(self);
+    proxd_manager_refresh_risk(self);
+    schedule_sync(self);
+}
+
+static GVariant *sync_result_to_variant(ProxdManager *self, const ProxdSyncResult *result,
+                                        const GError *error)
+{
+    GVariantDict dict;
+    g_variant_dict_init(&dict, NULL);
+    GVariantBuilder failures;
+    g_variant_builder_init(&failures, G_VARIANT_TYPE("a(ss)"));
+    if (result != NULL) {
+        g_variant_dict_insert(&dict, "complete", "b", result->complete);
+        g_variant_dict_insert(&dict, "not-modified", "b", result->not_modified);
+        g_variant_dict_insert(&dict, "files-imported", "u", result->files_imported);
+        g_variant_dict_insert(&dict, "files-failed", "u", result->files_failed);
+        g_variant_dict_insert(&dict, "keys-added", "t", result->keys_added);
+        for (guint i = 0; result->failures != NULL && i < result->failures->len; i++) {
+            const ProxdSyncFailure *f = g_ptr_array_index(result->failures, i);
+            g_variant_builder_add(&failures, "(ss)", f->name, f->reason);
+        }
+    } else {
+        g_variant_dict_insert(&dict, "complete", "b", FALSE);
+        g_variant_dict_insert(&dict, "not-modified", "b", FALSE);
+        g_variant_dict_insert(&dict, "files-imported", "u", 0u);
+        g_variant_dict_insert(&dict, "files-failed", "u", 0u);
+        g_variant_dict_insert(&dict, "keys-added", "t", (guint64)0);
+    }
+    g_variant_dict_insert_value(&dict, "failures", g_variant_builder_end(&failures));
+    g_variant_dict_insert(&dict, "error", "s", error != NULL ? error->message : "");
+    g_variant_dict_insert(&dict, "risk-level", "s",
+                          proxd_dbus_manager1_get_risk_level(as_iface(self)));
+    return g_variant_dict_end(&dict);
+}
+
+typedef struct {
+    ProxdManager *self;
+    GDBusMethodInvocation *invocation;
+} SyncCall;
+
+static void on_sync_call_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    SyncCall *call = user_data;
+    g_autoptr(ProxdSyncResult) result = NULL;
+    g_autoptr(GError) error = NULL;
+    proxd_sync_run_finish(PROXD_SYNC(source), res, &result, &error);
+    proxd_dbus_manager1_complete_sync(as_iface(call->self), call->invocation,
+                                      sync_result_to_variant(call->self, result, error));
+    g_object_unref(call->self);
+    g_free(call);
+}
+
+static gboolean handle_sync(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    if (self->sync == NULL) {
+        return_proxd_error(invocation, "NotConfigured",
+                           "key-list sync is not configured ([Sync] URL)");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    if (self->stopping) {
+        return_proxd_error(invocation, "Busy", "proxd is shutting down");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    SyncCall *call = g_new0(SyncCall, 1);
+    call->self = g_object_ref(self);
+    call->invocation = invocation;
+    proxd_sync_run_async(self->sync, PROXD_SYNC_RUN_DEFAULT, NULL, on_sync_call_done, call);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- reporting a positive test ---- */
+
+static gboolean handle_preview_report(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    const char *url = proxd_config_get(self->config)->report_url;
+    g_autoptr(GError) error = NULL;
+    if (url == NULL) {
+        return_proxd_error(invocation, "NotConfigured",
+                           "reporting is not configured ([Report] URL)");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    g_autoptr(ProxdReport) report =
+        proxd_report_new(self->store, proxd_clock_now(self->clock), &error);
+    if (report == NULL) {
+        return_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    g_autoptr(GVariant) preview = g_variant_ref_sink(proxd_report_preview(report));
+    GVariantDict dict;
+    g_variant_dict_init(&dict, preview);
+    g_variant_dict_insert(&dict, "url", "s", url);
+    proxd_dbus_manager1_complete_preview_report(object, invocation, g_variant_dict_end(&dict));
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static const char *report_error_name(const GError *error)
+{
+    if (error->domain != PROXD_REPORT_ERROR)
+        return "Failed";
+    switch ((ProxdReportError)error->code) {
+    case PROXD_REPORT_ERROR_INVALID_ARGUMENT:
+    case PROXD_REPORT_ERROR_INVALID_CODE:
+        return "InvalidCode";
+    case PROXD_REPORT_ERROR_NO_KEYS:
+        return "NoKeys";
+    case PROXD_REPORT_ERROR_CHANGED:
+        return "ReportChanged";
+    case PROXD_REPORT_ERROR_CODE_USED:
+        return "CodeUsed";
+    case PROXD_REPORT_ERROR_CODE_EXPIRED:
+        return "CodeExpired";
+    case PROXD_REPORT_ERROR_RATE_LIMITED:
+        return "RateLimited";
+    case PROXD_REPORT_ERROR_REJECTED:
+        return "Rejected";
+    case PROXD_REPORT_ERROR_UNAVAILABLE:
+        return "Unavailable";
+    case PROXD_REPORT_ERROR_NETWORK:
+        return "Network";
+    case PROXD_REPORT_ERROR_PROTOCOL:
+        return "Protocol";
+    case PROXD_REPORT_ERROR_STORE:
+        return "Failed";
+    }
+    return "Failed";
+}
+
+typedef struct {
+    ProxdManager *self;
+    GDBusMethodInvocation *invocation;
+} ReportCall;
+
+static void on_report_sent(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    ReportCall *call = user_data;
+    ProxdManager *self = call->self;
+    guint inserted = 0;
+    g_autoptr(GError) error = NULL;
+    self->reporting = FALSE;
+    if (proxd_report_send_finish(res, &inserted, &error)) {
+        g_message("positive test reported: the key server took %u new keys", inserted);
+        proxd_dbus_manager1_complete_report(as_iface(self), call->invocation, inserted);
+    } else {
+        /* The message never holds the code (proxd-report.h). */
+        g_warning("report failed: %s", error->message);
+        return_proxd_error(call->invocation, report_error_name(error), error->message);
+    }
+    g_object_unref(self);
+    g_free(call);
+}
+
+static gboolean handle_report(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
+                              const char *code, GVariant *days)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    const char *url = proxd_config_get(self->config)->report_url;
+    g_autoptr(GError) error = NULL;
+    if (url == NULL) {
+        return_proxd_error(invocation, "NotConfigured",
+                           "reporting is not configured ([Report] URL)");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    if (self->reporting) {
+        return_proxd_error(invocation, "Busy", "a report is being sent already");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    g_autoptr(ProxdReport) report =
+        proxd_report_new(self->store, proxd_clock_now(self->clock), &error);
+    if (report == NULL) {
+        return_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    gsize n_days = 0;
+    const guint64 *day_values = g_variant_get_fixed_array(days, &n_days, sizeof(guint64));
+    if (!proxd_report_matches(report, (const gint64 *)day_values, n_days)) {
+        return_proxd_error(invocation, "ReportChanged",
+                           "the keys to send are no longer those previewed; preview again");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    if (proxd_report_get_n_keys(report) == 0) {
+        return_proxd_error(invocation, "NoKeys", "no keys to report yet");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    ProxdReportOptions options = {.url = url};
+    ReportCall *call = g_new0(ReportCall, 1);
+    call->self = g_object_ref(self);
+    call->invocation = invocation;
+    self->reporting = TRUE;
+    g_message("reporting %u keys to %s", proxd_report_get_n_keys(report), url);
+    proxd_report_send_async(g_steal_pointer(&report), code, &options, NULL, on_report_sent, call);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 static void proxd_manager_iface_init(ProxdDbusManager1Iface *iface)
 {
     iface->handle_get_encounters = handle_get_encounters;
     iface->handle_get_exposures = handle_get_exposures;
     iface->handle_get_sightings = handle_get_sightings;
+    iface->handle_sync = handle_sync;
+    iface->handle_preview_report = handle_preview_report;
+    iface->handle_report = handle_report;
 }
 
 /* ---- life cycle ---- */
@@ -426,6 +684,7 @@ void proxd_manager_start(ProxdManager *self)
     proxd_manager_refresh_counts(self);
     proxd_manager_refresh_risk(self);
     schedule_hourly(self);
+    schedule_sync(self);
     bluez_advertiser_start(self->advertiser);
     bluez_scanner_start(self->scanner);
     bluez_adapter_watch_start(self->watch);
@@ -439,6 +698,7 @@ void proxd_manager_shutdown(ProxdManager *self)
         return;
     self->stopping = TRUE;
     g_clear_handle_id(&self->hourly_id, g_source_remove);
+    g_clear_handle_id(&self->sync_id, g_source_remove);
     g_clear_handle_id(&self->refresh_id, g_source_remove);
     /* Advertiser first, while it can still unregister; the scanner's stop then ends the
      * holds the advertiser may still have pending. */
@@ -454,6 +714,10 @@ static void proxd_manager_dispose(GObject *object)
     ProxdManager *self = PROXD_MANAGER(object);
     g_clear_handle_id(&self->hourly_id, g_source_remove);
     g_clear_handle_id(&self->refresh_id, g_source_remove);
+    g_clear_handle_id(&self->sync_id, g_source_remove);
+    if (self->sync != NULL)
+        g_signal_handlers_disconnect_by_data(self->sync, self);
+    g_clear_object(&self->sync);
     if (self->scanner != NULL)
         g_signal_handlers_disconnect_by_data(self->scanner, self);
     if (self->advertiser != NULL)
@@ -482,7 +746,7 @@ static void proxd_manager_init(ProxdManager *self)
 }
 
 ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config, ProxdClock *clock,
-                                ProxStore *store, GError **error)
+                                ProxStore *store, ProxdSync *sync, GError **error)
 {
     g_autoptr(ProxdManager) self = g_object_new(PROXD_TYPE_MANAGER, NULL);
     const ProxdSettings *settings = proxd_config_get(config);
@@ -511,5 +775,10 @@ ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config
     g_signal_connect(self->scanner, "notify::scanning", G_CALLBACK(on_component_changed), self);
     g_signal_connect(self->scanner, "committed", G_CALLBACK(on_committed), self);
     g_signal_connect(config, "changed", G_CALLBACK(on_config_changed), self);
+    if (sync != NULL) {
+        self->sync = g_object_ref(sync);
+        g_signal_connect(sync, "progress", G_CALLBACK(on_sync_progress), self);
+        g_signal_connect(sync, "finished", G_CALLBACK(on_sync_finished), self);
+    }
     return g_steal_pointer(&self);
 }

@@ -8,6 +8,7 @@
 #include "proxd-clock.h"
 #include "proxd-config.h"
 #include "proxd-dbus-generated.h"
+#include "proxd-sync.h"
 #include "prox-store.h"
 
 G_BEGIN_DECLS
@@ -22,9 +23,12 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(ProxdManager, proxd_manager, PROXD, MANAGER, ProxdDbusManager1Skeleton)
 
 /* `store` is not owned and must outlive the manager. Exports the advertisement object on
- * `connection` (fails if that path is taken); nothing talks to BlueZ before _start(). */
+ * `connection` (fails if that path is taken); nothing talks to BlueZ before _start().
+ * `sync` (NULL: no key-list sync configured) is referenced; the manager schedules its runs
+ * from _start() on, serves Sync() and relays its progress; the caller cancels it at
+ * shutdown. */
 ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config, ProxdClock *clock,
-                                ProxStore *store, GError **error);
+                                ProxStore *store, ProxdSync *sync, GError **error);
 
 /* Starts following BlueZ, advertising and scanning. */
 void proxd_manager_start(ProxdManager *self);

@@ -8,6 +8,8 @@
 #include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <locale.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "proxd-dbus-generated.h"
 
@@ -29,6 +31,8 @@ typedef struct {
     gboolean json;
     gboolean debug;
     int days;
+    char *code;
+    gboolean yes;
 } Options;
 
 static const char description[] =
@@ -38,6 +42,11 @@ static const char description[] =
     "  encounters   distinct identifiers heard per hour (--days, default 1); identifiers\n"
     "               themselves only with --debug (root or the proxd group)\n"
     "  exposures    days on which exposures to reported cases were found (--days, default 14)\n"
+    "  sync         download the new key lists now, with progress, and check them for\n"
+    "               exposures (root or the proxd group); exit 0 only when complete\n"
+    "  report       report a positive test: --code CODE (from the health authority); shows\n"
+    "               exactly what will be sent and asks for confirmation unless --yes\n"
+    "               (root or the proxd group)\n"
     "  agent        stay running in the user session and show a desktop notification\n"
     "               (org.freedesktop.Notifications) whenever proxd reports an exposure\n"
     "\n"
@@ -552,12 +561,264 @@ static int cmd_agent(const Options *opts)
     return EXIT_OK;
 }
 
+/* ---- sync ---- */
+
+typedef struct {
+    GMainLoop *loop;
+    GVariant *result;
+    GError *error;
+    gboolean json;
+} SyncWait;
+
+static const char *phase_name(guint phase)
+{
+    switch (phase) {
+    case 0:
+        return "index";
+    case 1:
+        return "files";
+    case 2:
+        return "matching";
+    case 3:
+        return "done";
+    default:
+        return "?";
+    }
+}
+
+static void on_sync_progress(ProxdDbusManager1 *proxd, guint phase, guint files_done,
+                             guint files_total, guint64 bytes, gpointer user_data)
+{
+    SyncWait *w = user_data;
+    if (w->json)
+        return;
+    g_print("  %-8s %u/%u files, %" G_GUINT64_FORMAT " bytes\n", phase_name(phase), files_done,
+            files_total, bytes);
+}
+
+static void on_sync_reply(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    SyncWait *w = user_data;
+    proxd_dbus_manager1_call_sync_finish(PROXD_DBUS_MANAGER1(source), &w->result, res, &w->error);
+    g_main_loop_quit(w->loop);
+}
+
+static int cmd_sync(const Options *opts)
+{
+    g_autoptr(ProxdDbusManager1) proxd = connect_proxd(opts, NULL);
+    if (proxd == NULL)
+        return EXIT_FAILURE_;
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    SyncWait w = {.loop = loop, .json = opts->json};
+    gulong id = g_signal_connect(proxd, "sync-progress", G_CALLBACK(on_sync_progress), &w);
+    if (!opts->json)
+        g_print("Syncing key lists...\n");
+    proxd_dbus_manager1_call_sync(proxd, G_DBUS_CALL_FLAGS_NONE, G_MAXINT, NULL, on_sync_reply, &w);
+    g_main_loop_run(loop);
+    g_signal_handler_disconnect(proxd, id);
+    if (w.result == NULL) {
+        print_call_error("sync", w.error);
+        g_error_free(w.error);
+        return EXIT_FAILURE_;
+    }
+    g_autoptr(GVariant) result = w.result;
+    GVariantDict dict;
+    g_variant_dict_init(&dict, result);
+    gboolean complete = FALSE, not_modified = FALSE;
+    guint imported = 0, failed = 0;
+    guint64 added = 0;
+    const char *error = "", *risk = "unknown";
+    g_variant_dict_lookup(&dict, "complete", "b", &complete);
+    g_variant_dict_lookup(&dict, "not-modified", "b", &not_modified);
+    g_variant_dict_lookup(&dict, "files-imported", "u", &imported);
+    g_variant_dict_lookup(&dict, "files-failed", "u", &failed);
+    g_variant_dict_lookup(&dict, "keys-added", "t", &added);
+    g_variant_dict_lookup(&dict, "error", "&s", &error);
+    g_variant_dict_lookup(&dict, "risk-level", "&s", &risk);
+    g_autoptr(GVariant) failures =
+        g_variant_dict_lookup_value(&dict, "failures", G_VARIANT_TYPE("a(ss)"));
+
+    if (opts->json) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "complete");
+        json_builder_add_boolean_value(b, complete);
+        json_builder_set_member_name(b, "not_modified");
+        json_builder_add_boolean_value(b, not_modified);
+        json_builder_set_member_name(b, "files_imported");
+        json_builder_add_int_value(b, imported);
+        json_builder_set_member_name(b, "files_failed");
+        json_builder_add_int_value(b, failed);
+        json_builder_set_member_name(b, "keys_added");
+        json_builder_add_int_value(b, (gint64)MIN(added, (guint64)G_MAXINT64));
+        json_builder_set_member_name(b, "failures");
+        json_builder_begin_array(b);
+        for (gsize i = 0; failures != NULL && i < g_variant_n_children(failures); i++) {
+            const char *name, *reason;
+            g_variant_get_child(failures, i, "(&s&s)", &name, &reason);
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "name");
+            json_builder_add_string_value(b, name);
+            json_builder_set_member_name(b, "reason");
+            json_builder_add_string_value(b, reason);
+            json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+        json_builder_set_member_name(b, "error");
+        if (error[0] != '\0')
+            json_builder_add_string_value(b, error);
+        else
+            json_builder_add_null_value(b);
+        json_builder_set_member_name(b, "risk_level");
+        json_builder_add_string_value(b, risk);
+        json_builder_end_object(b);
+        print_json(b);
+    } else {
+        if (not_modified)
+            g_print("The key list has not changed since the last sync.\n");
+        g_print("Files imported: %u, failed: %u; new keys: %" G_GUINT64_FORMAT "\n", imported,
+                failed, added);
+        for (gsize i = 0; failures != NULL && i < g_variant_n_children(failures); i++) {
+            const char *name, *reason;
+            g_variant_get_child(failures, i, "(&s&s)", &name, &reason);
+            g_print("  failed: %s: %s\n", name, reason);
+        }
+        if (complete)
+            g_print("Sync complete.\n");
+        else
+            g_print("Sync incomplete: %s\n", error[0] != '\0' ? error : "unknown error");
+        g_print("Risk: %s\n", risk_explanation(risk));
+    }
+    g_variant_dict_clear(&dict);
+    return complete ? EXIT_OK : EXIT_FAILURE_;
+}
+
+/* ---- report ---- */
+
+static gboolean ask_confirmation(void)
+{
+    g_print("Send these keys to the key server? [y/N] ");
+    fflush(stdout);
+    char line[64];
+    if (fgets(line, sizeof line, stdin) == NULL)
+        return FALSE;
+    g_strstrip(line);
+    return g_ascii_strcasecmp(line, "y") == 0 || g_ascii_strcasecmp(line, "yes") == 0;
+}
+
+static int cmd_report(const Options *opts)
+{
+    if (opts->code == NULL || g_strstrip(opts->code)[0] == '\0') {
+        g_printerr("proxctl: report needs --code CODE (the code the health authority gave)\n");
+        return EXIT_USAGE;
+    }
+    if (!opts->yes && !isatty(STDIN_FILENO)) {
+        g_printerr("proxctl: report: not asking for confirmation without a terminal; add --yes "
+                   "to send without asking\n");
+        return EXIT_USAGE;
+    }
+    g_autoptr(ProxdDbusManager1) proxd = connect_proxd(opts, NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) preview = NULL;
+    if (proxd == NULL)
+        return EXIT_FAILURE_;
+    if (!proxd_dbus_manager1_call_preview_report_sync(proxd, G_DBUS_CALL_FLAGS_NONE, -1, &preview,
+                                                      NULL, &error)) {
+        print_call_error("report", error);
+        return EXIT_FAILURE_;
+    }
+    GVariantDict dict;
+    g_variant_dict_init(&dict, preview);
+    guint keys = 0;
+    const char *url = "";
+    g_variant_dict_lookup(&dict, "keys", "u", &keys);
+    g_variant_dict_lookup(&dict, "url", "&s", &url);
+    g_autoptr(GVariant) days = g_variant_dict_lookup_value(&dict, "days", G_VARIANT_TYPE("at"));
+    if (days == NULL)
+        days = g_variant_ref_sink(
+            g_variant_new_fixed_array(G_VARIANT_TYPE_UINT64, NULL, 0, sizeof(guint64)));
+    gsize n_days = 0;
+    const guint64 *day_values = g_variant_get_fixed_array(days, &n_days, sizeof(guint64));
+
+    if (opts->json) {
+        /* With --yes the one JSON object at the end says what was sent. */
+        if (!opts->yes) {
+            g_autoptr(JsonBuilder) b = json_builder_new();
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "keys");
+            json_builder_add_int_value(b, keys);
+            json_builder_set_member_name(b, "url");
+            json_builder_add_string_value(b, url);
+            json_builder_set_member_name(b, "days");
+            json_builder_begin_array(b);
+            for (gsize i = 0; i < n_days; i++) {
+                g_autofree char *d = format_day((gint64)day_values[i]);
+                json_builder_add_string_value(b, d);
+            }
+            json_builder_end_array(b);
+            json_builder_end_object(b);
+            print_json(b);
+        }
+    } else {
+        g_print("This sends to %s:\n", url);
+        g_print("  the one-time code you entered, and %u temporary exposure key%s (random\n"
+                "  numbers this device broadcast, one per day), for these days (UTC):\n",
+                keys, keys == 1 ? "" : "s");
+        for (gsize i = 0; i < n_days; i++) {
+            g_autofree char *d = format_day((gint64)day_values[i]);
+            g_print("    %s\n", d);
+        }
+        g_print("  Nothing else: no name, no location, no device identity. Today's key is\n"
+                "  sent only after the day is over.\n");
+    }
+    g_variant_dict_clear(&dict);
+    if (keys == 0) {
+        g_printerr("proxctl: report: no keys to send yet (a key can be sent once its day is "
+                   "over)\n");
+        return EXIT_FAILURE_;
+    }
+    if (!opts->yes && !ask_confirmation()) {
+        g_print("Nothing was sent.\n");
+        return EXIT_FAILURE_;
+    }
+    guint inserted = 0;
+    if (!proxd_dbus_manager1_call_report_sync(proxd, opts->code, days, G_DBUS_CALL_FLAGS_NONE,
+                                              G_MAXINT, &inserted, NULL, &error)) {
+        print_call_error("report", error);
+        return EXIT_FAILURE_;
+    }
+    if (opts->json) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "keys");
+        json_builder_add_int_value(b, keys);
+        json_builder_set_member_name(b, "url");
+        json_builder_add_string_value(b, url);
+        json_builder_set_member_name(b, "days");
+        json_builder_begin_array(b);
+        for (gsize i = 0; i < n_days; i++) {
+            g_autofree char *d = format_day((gint64)day_values[i]);
+            json_builder_add_string_value(b, d);
+        }
+        json_builder_end_array(b);
+        json_builder_set_member_name(b, "inserted");
+        json_builder_add_int_value(b, inserted);
+        json_builder_end_object(b);
+        print_json(b);
+    } else {
+        g_print("Sent. The key server stored %u new key%s. Thank you for reporting.\n", inserted,
+                inserted == 1 ? "" : "s");
+    }
+    return EXIT_OK;
+}
+
 /* ---- main ---- */
 
 int main(int argc, char **argv)
 {
     Options opts = {0};
     g_autofree char *bus_name = NULL;
+    g_autofree char *code = NULL;
     g_autoptr(GError) error = NULL;
 
     setlocale(LC_ALL, "");
@@ -568,6 +829,10 @@ int main(int argc, char **argv)
          "encounters: also list the identifiers heard (root or the proxd group)", NULL},
         {"days", 0, 0, G_OPTION_ARG_INT, &opts.days,
          "encounters / exposures: how many days back to look", "N"},
+        {"code", 0, 0, G_OPTION_ARG_STRING, &code,
+         "report: the one-time code from the health authority", "CODE"},
+        {"yes", 'y', 0, G_OPTION_ARG_NONE, &opts.yes,
+         "report: send without asking for confirmation (scripts)", NULL},
         {"session", 0, 0, G_OPTION_ARG_NONE, &opts.session,
          "Talk to a proxd on the session bus (tests, simulations)", NULL},
         {"bus-name", 0, 0, G_OPTION_ARG_STRING, &bus_name,
@@ -576,7 +841,7 @@ int main(int argc, char **argv)
     };
     g_autoptr(GOptionContext) context =
         g_option_context_new("COMMAND - control and query proxd (status, encounters, exposures, "
-                             "agent)");
+                             "sync, report, agent)");
     g_option_context_add_main_entries(context, entries, NULL);
     g_option_context_set_description(context, description);
     if (!g_option_context_parse(context, &argc, &argv, &error)) {
@@ -603,6 +868,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    opts.code = code;
+
     const char *command = argv[1];
     if (g_str_equal(command, "status"))
         return cmd_status(&opts);
@@ -610,6 +877,10 @@ int main(int argc, char **argv)
         return cmd_encounters(&opts);
     if (g_str_equal(command, "exposures"))
         return cmd_exposures(&opts);
+    if (g_str_equal(command, "sync"))
+        return cmd_sync(&opts);
+    if (g_str_equal(command, "report"))
+        return cmd_report(&opts);
     if (g_str_equal(command, "agent")) {
         if (opts.json) {
             g_printerr("proxctl: agent has no --json output\n");

@@ -243,8 +243,8 @@ gboolean sim_ending_run(SimWorld *world, const SimRide *ride, gboolean *passed, 
     if (!g_file_get_contents(port_file, &port, NULL, error))
         return FALSE;
     g_autofree char *url = g_strdup_printf("http://127.0.0.1:%s/v1/publish", g_strstrip(port));
-    /* proxd has no Report method on D-Bus yet: prox-sim runs proxd's report code
-     * (daemon/proxd-report.c) on her store, which is what the method will do. */
+    /* prox-sim runs proxd's report code (daemon/proxd-report.c) on her store directly:
+     * the same code proxd's Report method (proxctl report) runs. */
     g_print("  09:05  %s types the code into her phone; proxd's report code posts her keys\n"
             "         to the key server, %s\n",
             f0->name, url);

@@ -239,6 +239,11 @@ static void daemon_free(HarnessDaemon *d);
 
 Harness *harness_new(const char *scenario, double speed)
 {
+    return harness_new_at(scenario, speed, HARNESS_SIM_EPOCH);
+}
+
+Harness *harness_new_at(const char *scenario, double speed, gint64 sim_start)
+{
     Harness *h = g_new0(Harness, 1);
     g_autoptr(GError) error = NULL;
 
@@ -251,8 +256,8 @@ Harness *harness_new(const char *scenario, double speed)
     gint64 real_now = g_get_real_time();
     char speed_s[G_ASCII_DTOSTR_BUF_SIZE];
     h->sim_clock =
-        g_strdup_printf("%" G_GINT64_FORMAT ".%06" G_GINT64_FORMAT ":%d:%s",
-                        real_now / G_USEC_PER_SEC, real_now % G_USEC_PER_SEC, HARNESS_SIM_EPOCH,
+        g_strdup_printf("%" G_GINT64_FORMAT ".%06" G_GINT64_FORMAT ":%" G_GINT64_FORMAT ":%s",
+                        real_now / G_USEC_PER_SEC, real_now % G_USEC_PER_SEC, sim_start,
                         g_ascii_dtostr(speed_s, sizeof speed_s, speed));
     h->daemons = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_free);
 

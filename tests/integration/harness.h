@@ -51,6 +51,8 @@ struct Harness {
 /* Starts a private bus and prepares a world for `scenario` (a file name in
  * tests/scenarios/) running `speed` times faster than real time. */
 Harness *harness_new(const char *scenario, double speed);
+/* The same, with the world starting at simulated unix time `sim_start`. */
+Harness *harness_new_at(const char *scenario, double speed, gint64 sim_start);
 /* Stops every process (SIGTERM, then waits), prints their logs if the test failed, and
  * tears the bus down. */
 void harness_free(Harness *h);
