@@ -17,6 +17,9 @@
  * a bluetoothd that died): the session is restarted. */
 #define DISCOVERING_GRACE_SECONDS 3
 #define STOP_TIMEOUT_MS 1000
+/* A person's window lasts ScanSeconds from when discovery is actually running; if bluetoothd
+ * is slow to start it, the window waits this much longer before giving up on the cycle. */
+#define WINDOW_START_GRACE_SECONDS 10
 /* Commit early when a batch holds this many (RPI, scan) pairs (a crowded bus stop). */
 #define BATCH_COMMIT_SIZE 4096
 /* If the store keeps failing, stop growing the batch here (new RPIs are dropped). */
@@ -95,6 +98,7 @@ static guint signals[N_SIGNALS];
 
 static void update(BluezScanner *self);
 static void open_window(BluezScanner *self);
+static void extend_window(BluezScanner *self);
 
 static void set_scanning(BluezScanner *self, gboolean scanning)
 {
@@ -444,6 +448,7 @@ static void on_start_discovery_reply(GObject *source, GAsyncResult *result, gpoi
     self->retry_seconds = RETRY_MIN_SECONDS;
     self->retry_count = 0;
     g_info("scanning on %s", bluez_adapter_watch_get_name(self->watch));
+    extend_window(self);
     begin_scan_instance(self);
     call_data_free(data);
     update(self);
@@ -534,6 +539,7 @@ void bluez_scanner_hold(BluezScanner *self, BluezScannerQuietFunc func, gpointer
     w->func = func;
     w->user_data = user_data;
     self->hold_count++;
+    g_debug("scanning held (%u)", self->hold_count);
     g_queue_push_tail(&self->quiet_waiters, w);
     update(self);
 }
@@ -543,6 +549,7 @@ void bluez_scanner_release(BluezScanner *self)
     g_return_if_fail(BLUEZ_IS_SCANNER(self));
     g_return_if_fail(self->hold_count > 0);
     self->hold_count--;
+    g_debug("scanning released (%u)", self->hold_count);
     update(self);
 }
 
@@ -624,6 +631,7 @@ static void on_window_end(gpointer user_data)
     BluezScanner *self = user_data;
     self->window_timer_id = 0;
     self->window_open = FALSE;
+    g_debug("scan window closed");
     self->window_timer_id =
         proxd_clock_call_at(self->clock, self->next_window_us, on_window_start, self);
     update(self);
@@ -636,8 +644,9 @@ static void on_window_start(gpointer user_data)
     open_window(self);
 }
 
-/* Person: a scan window of ScanSeconds starts now; the next one starts 3-5 minutes
- * (IntervalMin..MaxSeconds) after this one started. Beacon: the window never closes. */
+/* Person: a scan window opens now and lasts ScanSeconds once discovery runs (extend_window);
+ * the next one starts 3-5 minutes (IntervalMin..MaxSeconds) after this one opened. Beacon:
+ * the window never closes. */
 static void open_window(BluezScanner *self)
 {
     const ProxdSettings *settings = proxd_config_get(self->config);
@@ -645,14 +654,30 @@ static void open_window(BluezScanner *self)
 
     g_clear_handle_id(&self->window_timer_id, g_source_remove);
     self->window_open = TRUE;
+    g_debug("scan window open");
     if (self->role == PROXD_ROLE_PERSON) {
         guint32 interval = random_between(settings->scan_interval_min, settings->scan_interval_max);
+        gint64 give_up = now + (gint64)(settings->scan_seconds + WINDOW_START_GRACE_SECONDS) *
+                                   G_USEC_PER_SEC;
         self->next_window_us = now + (gint64)interval * G_USEC_PER_SEC;
-        self->window_timer_id =
-            proxd_clock_call_at(self->clock, now + (gint64)settings->scan_seconds * G_USEC_PER_SEC,
-                                on_window_end, self);
+        self->window_timer_id = proxd_clock_call_at(
+            self->clock, MIN(give_up, self->next_window_us), on_window_end, self);
     }
     update(self);
+}
+
+/* Discovery is running: the person's window closes ScanSeconds from now, so a slow
+ * SetDiscoveryFilter/StartDiscovery (busy bluetoothd, a retry mid-window) never shortens the
+ * time actually spent listening. Never past the next window's start. */
+static void extend_window(BluezScanner *self)
+{
+    if (self->role != PROXD_ROLE_PERSON || !self->window_open)
+        return;
+    gint64 now = proxd_clock_now_us(self->clock);
+    gint64 end = now + (gint64)proxd_config_get(self->config)->scan_seconds * G_USEC_PER_SEC;
+    g_clear_handle_id(&self->window_timer_id, g_source_remove);
+    self->window_timer_id =
+        proxd_clock_call_at(self->clock, MIN(end, self->next_window_us), on_window_end, self);
 }
 
 static void on_watch_changed(BluezAdapterWatch *watch, gpointer user_data)
