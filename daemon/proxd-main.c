@@ -149,9 +149,14 @@ static void on_connection_closed(GDBusConnection *connection, gboolean remote_pe
     g_main_loop_quit(d->loop);
 }
 
+#define PROXD_STORE_CACHE_KIB 1024
+
 static ProxStoreOptions store_options(const ProxdSettings *settings)
 {
-    return (ProxStoreOptions){.retention_days = settings->retention_days};
+    /* The daemon's own connection records sightings and answers status queries: a small
+     * page cache keeps its resident memory low. Key-list imports open their own. */
+    return (ProxStoreOptions){.retention_days = settings->retention_days,
+                              .cache_kib = PROXD_STORE_CACHE_KIB};
 }
 
 static gint64 sync_clock_now(gpointer user_data)
@@ -175,7 +180,9 @@ static ProxdSync *create_sync(const ProxdSettings *settings, ProxdClock *clock, 
     ProxdSyncOptions options = {
         .url = settings->sync_url,
         .db_path = db_path,
-        .store_options = store_options(settings),
+        /* An import's connection lives only while it runs: sqlite's default page cache,
+         * sized for the key index. */
+        .store_options = {.retention_days = settings->retention_days},
         .interval = settings->sync_interval,
         .risk = &settings->risk,
         .confidence = settings->calibration_confidence,

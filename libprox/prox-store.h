@@ -22,6 +22,7 @@ G_BEGIN_DECLS
 
 #define PROX_STORE_DEFAULT_RETENTION_DAYS 14
 #define PROX_STORE_DEFAULT_BUSY_TIMEOUT_MS 5000
+#define PROX_STORE_DEFAULT_CACHE_KIB 16384
 /* Schema version this code writes (PRAGMA user_version). */
 #define PROX_STORE_SCHEMA_VERSION 2
 
@@ -33,6 +34,8 @@ typedef struct {
     /* synchronous=NORMAL instead of FULL: commits survive a process crash but not an OS
      * crash or power loss. For simulators and benchmarks, never for a real device. */
     gboolean fast_sync;
+    /* sqlite page cache in KiB; 0 = PROX_STORE_DEFAULT_CACHE_KIB, sized for big imports. */
+    guint cache_kib;
 } ProxStoreOptions;
 
 /* Opens (creating it, mode 0600, if needed) and migrates the database at `path`.
