@@ -49,6 +49,9 @@ typedef struct {
     int32_t batch_size;
     GArray *keys;    /* ProxDiagnosisKey: the file's keys, then its revised keys */
     guint n_revised; /* the last n_revised entries of keys are revised keys */
+    /* proxd extension (field 100, docs/venues.md): ProxVenueWarning, validated like keys
+     * (a list with one bad warning is rejected whole). Empty, never NULL, for GAEN files. */
+    GArray *venue_warnings;
     /* The signature that verified (key id and version as named by the file). All NULL
      * when read by prox_export_read_unverified(). */
     char *signer_key_id;
@@ -144,6 +147,16 @@ const char *prox_export_signer_key_id(const ProxExportSigner *signer);
 const char *prox_export_signer_key_version(const ProxExportSigner *signer);
 ProxExportKeyType prox_export_signer_key_type(const ProxExportSigner *signer);
 
+/* Raw signatures with the same keys, for other signed objects (venue QR payloads,
+ * docs/venues.md): the signer signs `msg`; the keyring checks `sig` against the key pinned
+ * for key_id/version (PROX_ERROR_SIGNATURE when none is pinned or it does not verify).
+ * Ed25519 signatures are the 64 raw bytes; ECDSA ones DER. */
+GBytes *prox_export_signer_sign(const ProxExportSigner *signer, const uint8_t *msg, size_t len,
+                                GError **error);
+gboolean prox_export_keyring_verify(const ProxExportKeyring *keyring, const char *key_id,
+                                    const char *version, const uint8_t *msg, size_t msg_len,
+                                    const uint8_t *sig, size_t sig_len, GError **error);
+
 /* ---- Reading ---- */
 
 /* Reads and verifies a key list. On success *out holds every key of the file; on any
@@ -179,6 +192,12 @@ typedef struct {
  * key index) and written sorted by key data, which hides the order of uploads. */
 GBytes *prox_export_build(const ProxExportMeta *meta, const ProxDiagnosisKey *keys, size_t n,
                           const ProxExportSigner *signer, GError **error);
+
+/* prox_export_build() plus venue warnings (export field 100; validated as a reader would,
+ * written sorted). n_warnings may be 0; n may be 0 when there are warnings. */
+GBytes *prox_export_build_full(const ProxExportMeta *meta, const ProxDiagnosisKey *keys, size_t n,
+                               const ProxVenueWarning *warnings, size_t n_warnings,
+                               const ProxExportSigner *signer, GError **error);
 
 /* prox_export_build() written to zip_path atomically (temporary file in the same
  * directory, then rename). */

@@ -180,6 +180,66 @@ gboolean prox_store_save_exposure_windows(ProxStore *store, gint64 key_id,
 gboolean prox_store_load_exposure_windows(ProxStore *store, gint64 since_day,
                                           GArray **out /* ProxExposureWindow */, GError **error);
 
+/* ---- buses and venues (schema v3, docs/venues.md) ---- */
+
+/* Warnings come with key lists: adds them to an unfinished batch (one transaction),
+ * skipping ones already stored (same kind, TEK or location hash, start, end). Invisible
+ * until the batch is finished; deleted with it. Each is checked with
+ * prox_venue_warning_check() (INVALID_ARGUMENT names the bad one; nothing is added). */
+gboolean prox_store_add_venue_warnings(ProxStore *store, gint64 batch_id,
+                                       const ProxVenueWarning *warnings, gsize n_warnings,
+                                       guint64 *added, GError **error);
+/* prox_store_import_batch() that also adds warnings, in the same transaction. */
+gboolean prox_store_import_batch_full(ProxStore *store, const char *source, const char *name,
+                                      gint64 now, const ProxDiagnosisKey *keys, gsize n_keys,
+                                      const ProxVenueWarning *warnings, gsize n_warnings,
+                                      gint64 *batch_id, guint64 *added_keys,
+                                      guint64 *added_warnings, GError **error);
+/* Warnings of finished batches with id > since_batch, in store order; warning_ids (may be
+ * NULL) receives the matching gint64 store ids. */
+gboolean prox_store_load_venue_warnings(ProxStore *store, gint64 since_batch,
+                                        GArray **out /* ProxVenueWarning */,
+                                        GArray **warning_ids /* gint64 */, GError **error);
+
+/* Check-ins. Only one is open at a time: checking in closes an open one at `arrived`
+ * (a phone that missed the checkout). planned_departure > arrived. */
+gboolean prox_store_checkin_add(ProxStore *store, const uint8_t location_id[PROX_LOCATION_ID_LEN],
+                                gint64 arrived, gint64 planned_departure, gint64 *id,
+                                GError **error);
+/* Closes the open check-in at `now` (NOT_FOUND when none is open); *id may be NULL. */
+gboolean prox_store_checkin_checkout(ProxStore *store, gint64 now, gint64 *id, GError **error);
+/* Closes an open check-in whose planned_departure <= now, at its planned departure;
+ * *closed (may be NULL) = whether one was. */
+gboolean prox_store_checkin_auto_checkout(ProxStore *store, gint64 now, gboolean *closed,
+                                          GError **error);
+/* Corrects times: arrived < departed (departed 0 keeps it open), at most 24 h; a departure
+ * in the future is refused (INVALID_ARGUMENT). NOT_FOUND for an unknown id. */
+gboolean prox_store_checkin_edit(ProxStore *store, gint64 id, gint64 arrived, gint64 departed,
+                                 gint64 now, GError **error);
+gboolean prox_store_checkin_delete(ProxStore *store, gint64 id, GError **error);
+/* Check-ins that arrived at or after `since`, newest first. */
+gboolean prox_store_load_checkins(ProxStore *store, gint64 since, GArray **out /* ProxCheckIn */,
+                                  GError **error);
+
+/* Records an exposure; a second one for the same warning is not added (*is_new FALSE,
+ * exposure->id set to the stored one). */
+gboolean prox_store_save_venue_exposure(ProxStore *store, ProxVenueExposure *exposure,
+                                        gboolean *is_new, GError **error);
+/* Exposures with day >= since_day, newest first. */
+gboolean prox_store_load_venue_exposures(ProxStore *store, gint64 since_day,
+                                         GArray **out /* ProxVenueExposure */, GError **error);
+
+/* Beacon trip log: per 10-minute interval in [since, until), whether the beacon was
+ * scanning (any scan instance overlapping it) and how many distinct RPIs it heard (by
+ * first_seen). Only intervals in service. */
+typedef struct {
+    uint32_t interval; /* ENIN */
+    guint distinct_rpis;
+    guint scan_seconds; /* seconds of the interval covered by scan instances */
+} ProxTripInterval;
+gboolean prox_store_load_trip_log(ProxStore *store, gint64 since, gint64 until,
+                                  GArray **out /* ProxTripInterval */, GError **error);
+
 /* ---- sync state and settings (string key/value) ---- */
 
 /* *value = newly allocated string, or NULL when the key is not set. */
@@ -197,7 +257,8 @@ gboolean prox_store_set_sync_state(ProxStore *store, const char *key, const char
  * retention_days * 86400; a row whose time equals the cutoff is kept): sightings by
  * last_seen, scan instances by end, own TEKs and diagnosis keys by the end of their
  * validity (diagnosis keys plus the ±2 h match tolerance), batches by import time,
- * exposure windows by end. */
+ * exposure windows by end; check-ins by departure (open ones are kept), venue warnings with
+ * their batch, venue exposures by end. */
 gboolean prox_store_enforce_retention(ProxStore *store, gint64 now, GError **error);
 
 G_END_DECLS

@@ -117,4 +117,46 @@ typedef struct {
     int8_t tx_power;                     /* from metadata, validated to -50..+20 dBm */
 } ProxMatchedSighting;
 
+/* ---- buses and venues (docs/venues.md) ---- */
+
+#define PROX_LOCATION_ID_LEN 32   /* SHA-256 */
+#define PROX_LOCATION_HASH_LEN 32 /* SHA-256 of a location id, as published */
+
+typedef enum {
+    PROX_VENUE_WARNING_SAME_VEHICLE = 1, /* a bus beacon's TEK + window */
+    PROX_VENUE_WARNING_VENUE = 2,        /* a QR venue's location hash + window */
+} ProxVenueWarningKind;
+
+/* A published warning (export field 100). */
+typedef struct {
+    ProxVenueWarningKind kind;
+    ProxTek beacon_tek;                                 /* SAME_VEHICLE */
+    uint8_t location_hash[PROX_LOCATION_HASH_LEN];      /* VENUE */
+    gint64 start;                                       /* unix seconds, start < end */
+    gint64 end;                                         /* end - start <= 24 h */
+    int32_t transmission_risk_level;                    /* 1..8 */
+} ProxVenueWarning;
+
+/* A local QR check-in: only the location id and times (docs/venues.md §3). */
+typedef struct {
+    gint64 id;
+    uint8_t location_id[PROX_LOCATION_ID_LEN];
+    gint64 arrived;           /* unix seconds */
+    gint64 departed;          /* 0 while checked in */
+    gint64 planned_departure; /* automatic checkout time (arrived + default stay) */
+} ProxCheckIn;
+
+/* A warning that applies to this device. */
+typedef struct {
+    gint64 id;         /* store id; 0 before saving */
+    gint64 warning_id; /* store id of the warning */
+    ProxVenueWarningKind kind;
+    gint64 day;   /* UTC midnight of `start` */
+    gint64 start; /* overlap of our presence with the warning's window */
+    gint64 end;
+    guint minutes; /* time together (same vehicle) or overlap (venue), whole minutes */
+    int32_t transmission_risk_level;
+    gint64 detected_at;
+} ProxVenueExposure;
+
 G_END_DECLS

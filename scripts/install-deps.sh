@@ -8,7 +8,7 @@ packages=(
   libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin
   libsqlite3-dev sqlite3 libsodium-dev libssl-dev
   libprotobuf-c-dev protobuf-c-compiler libzip-dev zip unzip
-  libjson-glib-dev libcurl4-openssl-dev libsoup-3.0-dev
+  libjson-glib-dev libcurl4-openssl-dev libsoup-3.0-dev libqrencode-dev libpng-dev
   dbus dbus-bin
   qemu-system-x86 bluez bluez-test-tools busybox-static kmod cpio python3-gi
 )
