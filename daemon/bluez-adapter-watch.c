@@ -6,24 +6,111 @@
 #include <string.h>
 
 #define BLUEZ_NAME "org.bluez"
+#define BLUEZ_PATH_PREFIX "/org/bluez/"
+#define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
+#define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
 #define ADAPTER_IFACE "org.bluez.Adapter1"
 #define ADV_MANAGER_IFACE "org.bluez.LEAdvertisingManager1"
-/* Retry creating the object manager client (only fails if the bus connection does). */
-#define CREATE_RETRY_SECONDS 2
+/* Retry GetManagedObjects (fails only if bluetoothd is going away or overloaded). */
+#define SYNC_RETRY_SECONDS 1
+#define PROXY_FLAGS                                                                                \
+    (G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS |       \
+     G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START)
+
+/* ---- bus matches ---- */
+
+struct _BluezMatch {
+    GDBusConnection *connection;
+    char *rule;
+    guint subscription;
+};
+
+static void on_match_reply(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autofree char *rule = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    if (reply == NULL && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED)) {
+        g_dbus_error_strip_remote_error(error);
+        g_warning("bus match %s: %s", rule, error->message);
+    }
+}
+
+static void bus_match_call(GDBusConnection *connection, const char *method, const char *rule)
+{
+    if (g_dbus_connection_is_closed(connection))
+        return;
+    g_dbus_connection_call(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", method, g_variant_new("(s)", rule), NULL,
+                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_match_reply, g_strdup(rule));
+}
+
+BluezMatch *bluez_match_new(GDBusConnection *connection, const char *rule, const char *interface,
+                            const char *member, GDBusSignalCallback callback, gpointer user_data)
+{
+    g_return_val_if_fail(G_IS_DBUS_CONNECTION(connection), NULL);
+    BluezMatch *m = g_new0(BluezMatch, 1);
+    m->connection = g_object_ref(connection);
+    m->rule = g_strdup(rule);
+    /* GDBus dispatches what arrives by sender, interface and member; the bus, told by our
+     * own rule, sends only what the rule matches. Messages on a connection keep their order,
+     * so the rule is in place before any call made after this one reaches BlueZ. */
+    m->subscription = g_dbus_connection_signal_subscribe(
+        connection, BLUEZ_NAME, interface, member, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NO_MATCH_RULE,
+        callback, user_data, NULL);
+    bus_match_call(connection, "AddMatch", rule);
+    return m;
+}
+
+void bluez_match_free(BluezMatch *m)
+{
+    if (m == NULL)
+        return;
+    g_dbus_connection_signal_unsubscribe(m->connection, m->subscription);
+    bus_match_call(m->connection, "RemoveMatch", m->rule);
+    g_object_unref(m->connection);
+    g_free(m->rule);
+    g_free(m);
+}
+
+/* ---- the adapter objects of org.bluez ---- */
+
+/* What we know of one adapter object: its interfaces as proxies (no D-Bus traffic of their
+ * own: properties come from InterfacesAdded / GetManagedObjects and our PropertiesChanged
+ * subscription). */
+typedef struct {
+    BluezAdapter1 *adapter;                  /* NULL: no Adapter1 */
+    BluezLeAdvertisingManager1 *adv_manager; /* NULL: no LEAdvertisingManager1 */
+} AdapterObject;
+
+static void adapter_object_free(AdapterObject *o)
+{
+    g_clear_object(&o->adapter);
+    g_clear_object(&o->adv_manager);
+    g_free(o);
+}
 
 struct _BluezAdapterWatch {
     GObject parent_instance;
 
     GDBusConnection *connection;
     char *wanted;
-    GCancellable *cancellable;
-    GDBusObjectManager *manager;
-    guint create_retry_id;
-    guint evaluate_id;
     gboolean started;
+    guint evaluate_id;
+
+    /* org.bluez on the bus. */
+    guint name_watch_id;
+    gboolean name_known; /* the watcher has reported at least once */
+    char *owner;         /* unique name of bluetoothd, NULL when none */
+    gboolean synced;     /* `objects` holds what owner's GetManagedObjects said, and since */
+    GCancellable *sync_cancellable;
+    guint sync_retry_id;
+    BluezMatch *om_match;    /* InterfacesAdded / InterfacesRemoved of adapters */
+    BluezMatch *props_match; /* PropertiesChanged of Adapter1 */
+    GHashTable *objects;     /* object path -> AdapterObject */
 
     /* The adapter in use and what we last told listeners. */
-    GDBusObject *object;
     BluezAdapter1 *adapter;
     BluezLeAdvertisingManager1 *adv_manager;
     BluezAdapterState state;
@@ -98,68 +185,57 @@ static gboolean sysfs_rfkill_blocked(const char *name)
     return FALSE;
 }
 
-static gboolean object_usable(GDBusObject *object)
+/* The object path of the wanted adapter, NULL for any. */
+static char *wanted_path(BluezAdapterWatch *self)
 {
-    g_autoptr(GDBusInterface) iface = g_dbus_object_get_interface(object, ADAPTER_IFACE);
-    return iface != NULL && bluez_adapter1_get_powered(BLUEZ_ADAPTER1(iface));
+    return self->wanted != NULL ? g_strconcat(BLUEZ_PATH_PREFIX, self->wanted, NULL) : NULL;
 }
 
-/* The adapter object to use now, or NULL. */
-static GDBusObject *choose_adapter(BluezAdapterWatch *self)
+/* The adapter to use now, or NULL (borrowed). */
+static BluezAdapter1 *choose_adapter(BluezAdapterWatch *self)
 {
-    GList *objects = g_dbus_object_manager_get_objects(self->manager);
-    GDBusObject *best = NULL;
+    BluezAdapter1 *best = NULL;
     gboolean best_usable = FALSE;
     guint best_index = G_MAXUINT;
-    gboolean keep_current = FALSE;
+    GHashTableIter iter;
+    const char *path;
+    AdapterObject *o;
 
-    for (GList *l = objects; l != NULL; l = l->next) {
-        GDBusObject *object = l->data;
-        g_autoptr(GDBusInterface) iface = g_dbus_object_get_interface(object, ADAPTER_IFACE);
-        if (iface == NULL)
+    g_hash_table_iter_init(&iter, self->objects);
+    while (g_hash_table_iter_next(&iter, (gpointer *)&path, (gpointer *)&o)) {
+        if (o->adapter == NULL)
             continue;
-        const char *name = path_basename(g_dbus_object_get_object_path(object));
+        const char *name = path_basename(path);
         if (self->wanted != NULL) {
-            if (g_str_equal(name, self->wanted)) {
-                best = object;
-                break;
-            }
+            if (g_str_equal(name, self->wanted))
+                return o->adapter;
             continue;
         }
-        gboolean usable = object_usable(object);
-        if (object == self->object && usable) {
-            keep_current = TRUE;
-            break;
-        }
+        gboolean usable = bluez_adapter1_get_powered(o->adapter);
+        if (o->adapter == self->adapter && usable)
+            return o->adapter; /* stay with it while it is usable */
         guint index = adapter_index(name);
         if (best == NULL || (usable && !best_usable) ||
             (usable == best_usable && index < best_index)) {
-            best = object;
+            best = o->adapter;
             best_usable = usable;
             best_index = index;
         }
     }
-    if (keep_current)
-        best = self->object;
-    if (best != NULL)
-        g_object_ref(best);
-    g_list_free_full(objects, g_object_unref);
     return best;
 }
 
-static void set_adapter(BluezAdapterWatch *self, GDBusObject *object)
+static void set_adapter(BluezAdapterWatch *self, BluezAdapter1 *adapter)
 {
-    if (object == self->object)
+    if (adapter == self->adapter)
         return;
-    g_clear_object(&self->object);
     g_clear_object(&self->adapter);
     g_clear_pointer(&self->name, g_free);
     g_clear_pointer(&self->path, g_free);
-    if (object == NULL)
+    if (adapter == NULL)
         return;
-    self->object = g_object_ref(object);
-    self->adapter = BLUEZ_ADAPTER1(g_dbus_object_get_interface(object, ADAPTER_IFACE));
-    self->path = g_strdup(g_dbus_object_get_object_path(object));
+    self->adapter = g_object_ref(adapter);
+    self->path = g_strdup(g_dbus_proxy_get_object_path(G_DBUS_PROXY(adapter)));
     self->name = g_strdup(path_basename(self->path));
 }
 
@@ -168,34 +244,32 @@ static void evaluate(BluezAdapterWatch *self)
 {
     BluezAdapterState state = BLUEZ_ADAPTER_STATE_STARTING;
     g_autofree char *reason = NULL;
-    g_autoptr(GDBusObject) object = NULL;
-    g_autoptr(GDBusInterface) adv = NULL;
+    BluezAdapter1 *adapter = NULL;
+    BluezLeAdvertisingManager1 *adv_manager = NULL;
     gboolean discoverable = FALSE;
 
-    if (!self->started || self->manager == NULL) {
+    if (!self->started || !self->name_known) {
         state = BLUEZ_ADAPTER_STATE_STARTING;
         reason = g_strdup("connecting to BlueZ");
+    } else if (self->owner == NULL) {
+        state = BLUEZ_ADAPTER_STATE_UNAVAILABLE;
+        reason = g_strdup("bluetoothd is not running (nobody owns org.bluez on the bus)");
+    } else if (!self->synced) {
+        /* bluetoothd (re)appeared and its objects are being read: nothing to say yet. */
+        return;
     } else {
-        g_autofree char *owner = g_dbus_object_manager_client_get_name_owner(
-            G_DBUS_OBJECT_MANAGER_CLIENT(self->manager));
-        if (owner == NULL) {
-            state = BLUEZ_ADAPTER_STATE_UNAVAILABLE;
-            reason = g_strdup("bluetoothd is not running (nobody owns org.bluez on the bus)");
-        } else {
-            object = choose_adapter(self);
-            if (object == NULL) {
-                state = BLUEZ_ADAPTER_STATE_NO_ADAPTER;
-                reason = self->wanted != NULL
-                             ? g_strdup_printf("Bluetooth adapter %s is not present", self->wanted)
-                             : g_strdup("no Bluetooth adapter is present");
-            }
+        adapter = choose_adapter(self);
+        if (adapter == NULL) {
+            state = BLUEZ_ADAPTER_STATE_NO_ADAPTER;
+            reason = self->wanted != NULL
+                         ? g_strdup_printf("Bluetooth adapter %s is not present", self->wanted)
+                         : g_strdup("no Bluetooth adapter is present");
         }
     }
 
-    gboolean adapter_changed = object != self->object;
-    set_adapter(self, object);
+    gboolean adapter_changed = adapter != self->adapter;
+    set_adapter(self, adapter);
     if (self->adapter != NULL) {
-        BluezAdapter1 *adapter = self->adapter;
         if (bluez_adapter1_get_powered(adapter)) {
             state = BLUEZ_ADAPTER_STATE_USABLE;
             reason = g_strdup_printf("adapter %s is powered on", self->name);
@@ -210,11 +284,10 @@ static void evaluate(BluezAdapterWatch *self)
             reason = g_strdup_printf("adapter %s is powered off", self->name);
         }
         discoverable = bluez_adapter1_get_discoverable(adapter);
-        adv = g_dbus_object_get_interface(self->object, ADV_MANAGER_IFACE);
+        AdapterObject *o = g_hash_table_lookup(self->objects, self->path);
+        adv_manager = o != NULL ? o->adv_manager : NULL;
     }
 
-    BluezLeAdvertisingManager1 *adv_manager =
-        adv != NULL ? BLUEZ_LE_ADVERTISING_MANAGER1(adv) : NULL;
     gboolean changed = adapter_changed || state != self->state ||
                        discoverable != self->discoverable || adv_manager != self->adv_manager ||
                        g_strcmp0(reason, self->reason) != 0;
@@ -245,107 +318,273 @@ static gboolean on_evaluate_idle(gpointer user_data)
     return G_SOURCE_REMOVE;
 }
 
-/* BlueZ events are evaluated once the object manager has finished applying them (it emits
- * interface-removed before the interface leaves the object), and a burst of them (bluetoothd
- * exiting removes everything at once) is evaluated once. */
+/* A burst of BlueZ events (bluetoothd exiting removes everything at once) is evaluated
+ * once. */
 static void queue_evaluate(BluezAdapterWatch *self)
 {
     if (self->evaluate_id == 0)
         self->evaluate_id = g_idle_add(on_evaluate_idle, self);
 }
 
-static gboolean object_is_adapter(GDBusObject *object)
+/* ---- following org.bluez ---- */
+
+static void set_cached_properties(GDBusProxy *proxy, GVariant *properties)
 {
-    g_autoptr(GDBusInterface) iface = g_dbus_object_get_interface(object, ADAPTER_IFACE);
-    return iface != NULL;
+    GVariantIter iter;
+    const char *name;
+    GVariant *value;
+    g_variant_iter_init(&iter, properties);
+    while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+        g_dbus_proxy_set_cached_property(proxy, name, value);
+        g_variant_unref(value);
+    }
 }
 
-static void on_object_added_or_removed(GDBusObjectManager *manager, GDBusObject *object,
-                                       gpointer user_data)
+/* Interfaces (a{sa{sv}}) of the object at `path` appeared: TRUE if any matters here. A
+ * new proxy each time: a replugged adapter or a new bluetoothd is a new adapter object. */
+static gboolean add_interfaces(BluezAdapterWatch *self, const char *path, GVariant *interfaces)
 {
-    BluezAdapterWatch *self = user_data;
-    /* Device objects come and go all the time; only adapters (or our own object) matter. */
-    if (object == self->object || object_is_adapter(object))
-        queue_evaluate(self);
+    GVariantIter iter;
+    const char *iface;
+    GVariant *properties;
+    gboolean relevant = FALSE;
+    g_autofree char *wanted = wanted_path(self);
+
+    if (wanted != NULL && !g_str_equal(path, wanted))
+        return FALSE;
+    g_variant_iter_init(&iter, interfaces);
+    while (g_variant_iter_next(&iter, "{&s@a{sv}}", &iface, &properties)) {
+        gboolean is_adapter = g_str_equal(iface, ADAPTER_IFACE);
+        if (is_adapter || g_str_equal(iface, ADV_MANAGER_IFACE)) {
+            AdapterObject *o = g_hash_table_lookup(self->objects, path);
+            if (o == NULL) {
+                o = g_new0(AdapterObject, 1);
+                g_hash_table_insert(self->objects, g_strdup(path), o);
+            }
+            g_autoptr(GError) error = NULL;
+            GDBusProxy *proxy =
+                is_adapter ? G_DBUS_PROXY(bluez_adapter1_proxy_new_sync(
+                                 self->connection, PROXY_FLAGS, self->owner, path, NULL, &error))
+                           : G_DBUS_PROXY(bluez_le_advertising_manager1_proxy_new_sync(
+                                 self->connection, PROXY_FLAGS, self->owner, path, NULL, &error));
+            if (proxy == NULL) {
+                g_warning("%s on %s: %s", iface, path, error->message);
+            } else {
+                set_cached_properties(proxy, properties);
+                if (is_adapter) {
+                    g_clear_object(&o->adapter);
+                    o->adapter = BLUEZ_ADAPTER1(proxy);
+                } else {
+                    g_clear_object(&o->adv_manager);
+                    o->adv_manager = BLUEZ_LE_ADVERTISING_MANAGER1(proxy);
+                }
+                relevant = TRUE;
+            }
+        }
+        g_variant_unref(properties);
+    }
+    return relevant;
 }
 
-static void on_interface_added_or_removed(GDBusObjectManager *manager, GDBusObject *object,
-                                          GDBusInterface *interface, gpointer user_data)
+static gboolean remove_interfaces(BluezAdapterWatch *self, const char *path,
+                                  const char *const *interfaces)
 {
-    BluezAdapterWatch *self = user_data;
-    /* Interfaces not in our XML (GattManager1, Media1 ...) have no interface info. */
-    const char *name = g_dbus_proxy_get_interface_name(G_DBUS_PROXY(interface));
-    if (g_str_equal(name, ADAPTER_IFACE) || g_str_equal(name, ADV_MANAGER_IFACE))
-        queue_evaluate(self);
+    AdapterObject *o = g_hash_table_lookup(self->objects, path);
+    if (o == NULL)
+        return FALSE;
+    gboolean relevant = FALSE;
+    for (guint i = 0; interfaces[i] != NULL; i++) {
+        if (g_str_equal(interfaces[i], ADAPTER_IFACE) && o->adapter != NULL) {
+            g_clear_object(&o->adapter);
+            relevant = TRUE;
+        } else if (g_str_equal(interfaces[i], ADV_MANAGER_IFACE) && o->adv_manager != NULL) {
+            g_clear_object(&o->adv_manager);
+            relevant = TRUE;
+        }
+    }
+    if (o->adapter == NULL && o->adv_manager == NULL)
+        g_hash_table_remove(self->objects, path);
+    return relevant;
 }
 
-static void
-on_interface_properties_changed(GDBusObjectManagerClient *manager, GDBusObjectProxy *object_proxy,
-                                GDBusProxy *interface_proxy, GVariant *changed_properties,
-                                const char *const *invalidated_properties, gpointer user_data)
+static gboolean from_owner(BluezAdapterWatch *self, const char *sender)
 {
-    BluezAdapterWatch *self = user_data;
-    if (g_str_equal(g_dbus_proxy_get_interface_name(interface_proxy), ADAPTER_IFACE))
-        queue_evaluate(self);
+    /* Signals of a bluetoothd that is gone, or from before GetManagedObjects answered (the
+     * answer includes what they said), are stale. */
+    return self->synced && g_strcmp0(sender, self->owner) == 0;
 }
 
-static void on_name_owner_changed(GObject *object, GParamSpec *pspec, gpointer user_data)
+static void on_object_manager_signal(GDBusConnection *connection, const char *sender,
+                                     const char *object_path, const char *interface,
+                                     const char *signal, GVariant *parameters, gpointer user_data)
 {
     BluezAdapterWatch *self = user_data;
-    g_autofree char *owner =
-        g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(object));
-    if (owner != NULL)
-        g_info("org.bluez is now owned by %s", owner);
+    if (!from_owner(self, sender) || !g_str_equal(object_path, "/"))
+        return;
+    const char *path;
+    if (g_str_equal(signal, "InterfacesAdded") &&
+        g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})"))) {
+        g_autoptr(GVariant) interfaces = NULL;
+        g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
+        if (add_interfaces(self, path, interfaces))
+            queue_evaluate(self);
+    } else if (g_str_equal(signal, "InterfacesRemoved") &&
+               g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oas)"))) {
+        g_autofree const char **interfaces = NULL;
+        g_variant_get(parameters, "(&o^a&s)", &path, &interfaces);
+        if (remove_interfaces(self, path, interfaces))
+            queue_evaluate(self);
+    }
+}
+
+static void on_properties_signal(GDBusConnection *connection, const char *sender,
+                                 const char *object_path, const char *interface, const char *signal,
+                                 GVariant *parameters, gpointer user_data)
+{
+    BluezAdapterWatch *self = user_data;
+    if (!from_owner(self, sender) ||
+        !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
+        return;
+    const char *iface;
+    g_autoptr(GVariant) changed = NULL;
+    g_autofree const char **invalidated = NULL;
+    g_variant_get(parameters, "(&s@a{sv}^a&s)", &iface, &changed, &invalidated);
+    AdapterObject *o = g_hash_table_lookup(self->objects, object_path);
+    if (!g_str_equal(iface, ADAPTER_IFACE) || o == NULL || o->adapter == NULL)
+        return;
+    /* As GDBusObjectManagerClient does: update the cache, then tell the proxy's listeners
+     * (the generated class turns this into notify::property). */
+    GDBusProxy *proxy = G_DBUS_PROXY(o->adapter);
+    set_cached_properties(proxy, changed);
+    for (guint i = 0; invalidated[i] != NULL; i++)
+        g_dbus_proxy_set_cached_property(proxy, invalidated[i], NULL);
+    g_signal_emit_by_name(proxy, "g-properties-changed", changed, invalidated);
     queue_evaluate(self);
 }
 
-static void create_manager(BluezAdapterWatch *self);
+/* Bus rules for what the watch needs: adapters appearing and leaving, and their Adapter1
+ * properties; with a wanted adapter, that one only. Device1 objects never reach us through
+ * these: the scanner follows those of the adapter in use only. */
+static void subscribe(BluezAdapterWatch *self)
+{
+    g_clear_pointer(&self->om_match, bluez_match_free);
+    g_clear_pointer(&self->props_match, bluez_match_free);
+    g_autofree char *path = wanted_path(self);
+    g_autofree char *om_rule = NULL;
+    if (path != NULL) {
+        /* arg0path: the adapter object itself (not its devices, which are below it). */
+        om_rule = g_strdup_printf("type='signal',sender='" BLUEZ_NAME "',path='/',"
+                                  "interface='" OBJECT_MANAGER_IFACE "',arg0path='%s'",
+                                  path);
+    } else {
+        /* Any adapter may become the one: every object's interfaces (no match rule can tell
+         * an adapter's path from a device's; a machine has one bluetoothd and usually one
+         * adapter, so this costs little outside simulations, which name their adapter). */
+        om_rule = g_strdup("type='signal',sender='" BLUEZ_NAME "',path='/',"
+                           "interface='" OBJECT_MANAGER_IFACE "'");
+    }
+    g_autofree char *props_rule = g_strdup_printf(
+        "type='signal',sender='" BLUEZ_NAME "',interface='" PROPERTIES_IFACE "',"
+        "member='PropertiesChanged',arg0='" ADAPTER_IFACE "'%s%s%s",
+        path != NULL ? ",path='" : "", path != NULL ? path : "", path != NULL ? "'" : "");
+    self->om_match = bluez_match_new(self->connection, om_rule, OBJECT_MANAGER_IFACE, NULL,
+                                     on_object_manager_signal, self);
+    self->props_match = bluez_match_new(self->connection, props_rule, PROPERTIES_IFACE,
+                                        "PropertiesChanged", on_properties_signal, self);
+}
 
-static gboolean on_create_retry(gpointer user_data)
+static void sync_objects(BluezAdapterWatch *self);
+
+static gboolean on_sync_retry(gpointer user_data)
 {
     BluezAdapterWatch *self = user_data;
-    self->create_retry_id = 0;
-    create_manager(self);
+    self->sync_retry_id = 0;
+    sync_objects(self);
     return G_SOURCE_REMOVE;
 }
 
-static void on_manager_created(GObject *source, GAsyncResult *result, gpointer user_data)
+static void on_managed_objects(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     g_autoptr(GError) error = NULL;
-    GDBusObjectManager *manager = bluez_object_manager_client_new_finish(result, &error);
-    if (manager == NULL) {
-        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            return;
-        BluezAdapterWatch *self = user_data;
-        g_warning("cannot follow org.bluez: %s (retrying in %d s)", error->message,
-                  CREATE_RETRY_SECONDS);
-        self->create_retry_id = g_timeout_add_seconds(CREATE_RETRY_SECONDS, on_create_retry, self);
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    if (reply == NULL && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    BluezAdapterWatch *self = user_data;
+    g_clear_object(&self->sync_cancellable);
+    if (reply == NULL) {
+        g_dbus_error_strip_remote_error(error);
+        g_warning("cannot read BlueZ's objects: %s (retrying in %d s)", error->message,
+                  SYNC_RETRY_SECONDS);
+        self->sync_retry_id = g_timeout_add_seconds(SYNC_RETRY_SECONDS, on_sync_retry, self);
         return;
     }
-    BluezAdapterWatch *self = user_data;
-    self->manager = manager;
-    g_signal_connect_object(manager, "object-added", G_CALLBACK(on_object_added_or_removed), self,
-                            0);
-    g_signal_connect_object(manager, "object-removed", G_CALLBACK(on_object_added_or_removed), self,
-                            0);
-    g_signal_connect_object(manager, "interface-added", G_CALLBACK(on_interface_added_or_removed),
-                            self, 0);
-    g_signal_connect_object(manager, "interface-removed", G_CALLBACK(on_interface_added_or_removed),
-                            self, 0);
-    g_signal_connect_object(manager, "interface-proxy-properties-changed",
-                            G_CALLBACK(on_interface_properties_changed), self, 0);
-    g_signal_connect_object(manager, "notify::name-owner", G_CALLBACK(on_name_owner_changed), self,
-                            0);
+    g_hash_table_remove_all(self->objects);
+    g_autoptr(GVariant) objects = g_variant_get_child_value(reply, 0);
+    GVariantIter iter;
+    const char *path;
+    GVariant *interfaces;
+    g_variant_iter_init(&iter, objects);
+    while (g_variant_iter_next(&iter, "{&o@a{sa{sv}}}", &path, &interfaces)) {
+        add_interfaces(self, path, interfaces);
+        g_variant_unref(interfaces);
+    }
+    self->synced = TRUE;
     evaluate(self);
 }
 
-static void create_manager(BluezAdapterWatch *self)
+/* Reads every object of the current owner (all at once, as an object manager client does):
+ * at start, when bluetoothd (re)appears and when the wanted adapter changes. */
+static void sync_objects(BluezAdapterWatch *self)
 {
-    /* Do not auto-start bluetoothd: whether Bluetooth runs is the system's decision; we
-     * follow it when it appears. */
-    bluez_object_manager_client_new(self->connection,
-                                    G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
-                                    BLUEZ_NAME, "/", self->cancellable, on_manager_created, self);
+    g_clear_handle_id(&self->sync_retry_id, g_source_remove);
+    if (self->sync_cancellable != NULL) {
+        g_cancellable_cancel(self->sync_cancellable);
+        g_clear_object(&self->sync_cancellable);
+    }
+    if (self->owner == NULL)
+        return;
+    self->sync_cancellable = g_cancellable_new();
+    g_dbus_connection_call(self->connection, self->owner, "/", OBJECT_MANAGER_IFACE,
+                           "GetManagedObjects", NULL, G_VARIANT_TYPE("(a{oa{sa{sv}}})"),
+                           G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, self->sync_cancellable,
+                           on_managed_objects, self);
+}
+
+static void forget_objects(BluezAdapterWatch *self)
+{
+    self->synced = FALSE;
+    g_clear_handle_id(&self->sync_retry_id, g_source_remove);
+    if (self->sync_cancellable != NULL) {
+        g_cancellable_cancel(self->sync_cancellable);
+        g_clear_object(&self->sync_cancellable);
+    }
+    g_hash_table_remove_all(self->objects);
+}
+
+static void on_name_appeared(GDBusConnection *connection, const char *name, const char *owner,
+                             gpointer user_data)
+{
+    BluezAdapterWatch *self = user_data;
+    self->name_known = TRUE;
+    if (g_strcmp0(owner, self->owner) == 0)
+        return;
+    g_info("org.bluez is now owned by %s", owner);
+    forget_objects(self);
+    g_free(self->owner);
+    self->owner = g_strdup(owner);
+    sync_objects(self);
+    queue_evaluate(self);
+}
+
+static void on_name_vanished(GDBusConnection *connection, const char *name, gpointer user_data)
+{
+    BluezAdapterWatch *self = user_data;
+    self->name_known = TRUE;
+    /* bluetoothd exited: everything it exported went with it. */
+    forget_objects(self);
+    g_clear_pointer(&self->owner, g_free);
+    queue_evaluate(self);
 }
 
 void bluez_adapter_watch_start(BluezAdapterWatch *self)
@@ -354,20 +593,25 @@ void bluez_adapter_watch_start(BluezAdapterWatch *self)
     if (self->started)
         return;
     self->started = TRUE;
-    create_manager(self);
+    subscribe(self);
+    /* Do not auto-start bluetoothd: whether Bluetooth runs is the system's decision; we
+     * follow it when it appears. */
+    self->name_watch_id =
+        g_bus_watch_name_on_connection(self->connection, BLUEZ_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                       on_name_appeared, on_name_vanished, self, NULL);
 }
 
 void bluez_adapter_watch_stop(BluezAdapterWatch *self)
 {
     g_return_if_fail(BLUEZ_IS_ADAPTER_WATCH(self));
     self->started = FALSE;
-    g_cancellable_cancel(self->cancellable);
-    g_clear_handle_id(&self->create_retry_id, g_source_remove);
+    g_clear_handle_id(&self->name_watch_id, g_bus_unwatch_name);
     g_clear_handle_id(&self->evaluate_id, g_source_remove);
-    if (self->manager != NULL) {
-        g_signal_handlers_disconnect_by_data(self->manager, self);
-        g_clear_object(&self->manager);
-    }
+    g_clear_pointer(&self->om_match, bluez_match_free);
+    g_clear_pointer(&self->props_match, bluez_match_free);
+    forget_objects(self);
+    g_clear_pointer(&self->owner, g_free);
+    self->name_known = FALSE;
 }
 
 void bluez_adapter_watch_set_wanted(BluezAdapterWatch *self, const char *wanted)
@@ -378,6 +622,11 @@ void bluez_adapter_watch_set_wanted(BluezAdapterWatch *self, const char *wanted)
     g_free(self->wanted);
     self->wanted = g_strdup(wanted);
     g_message("adapter selection: %s", wanted != NULL ? wanted : "any");
+    if (self->started) {
+        /* Other rules, and objects we did not keep: read them again. */
+        subscribe(self);
+        sync_objects(self);
+    }
     evaluate(self);
 }
 
@@ -423,25 +672,22 @@ gboolean bluez_adapter_watch_get_discoverable(BluezAdapterWatch *self)
     return self->discoverable;
 }
 
-GDBusObjectManager *bluez_adapter_watch_get_object_manager(BluezAdapterWatch *self)
+GDBusConnection *bluez_adapter_watch_get_connection(BluezAdapterWatch *self)
 {
     g_return_val_if_fail(BLUEZ_IS_ADAPTER_WATCH(self), NULL);
-    return self->manager;
+    return self->connection;
 }
 
 static void bluez_adapter_watch_dispose(GObject *object)
 {
     BluezAdapterWatch *self = BLUEZ_ADAPTER_WATCH(object);
-    g_cancellable_cancel(self->cancellable);
-    g_clear_handle_id(&self->create_retry_id, g_source_remove);
+    g_clear_handle_id(&self->name_watch_id, g_bus_unwatch_name);
     g_clear_handle_id(&self->evaluate_id, g_source_remove);
-    if (self->manager != NULL) {
-        g_signal_handlers_disconnect_by_data(self->manager, self);
-        g_clear_object(&self->manager);
-    }
+    g_clear_pointer(&self->om_match, bluez_match_free);
+    g_clear_pointer(&self->props_match, bluez_match_free);
+    forget_objects(self);
     set_adapter(self, NULL);
     g_clear_object(&self->adv_manager);
-    g_clear_object(&self->cancellable);
     g_clear_object(&self->connection);
     G_OBJECT_CLASS(bluez_adapter_watch_parent_class)->dispose(object);
 }
@@ -449,6 +695,8 @@ static void bluez_adapter_watch_dispose(GObject *object)
 static void bluez_adapter_watch_finalize(GObject *object)
 {
     BluezAdapterWatch *self = BLUEZ_ADAPTER_WATCH(object);
+    g_hash_table_unref(self->objects);
+    g_free(self->owner);
     g_free(self->wanted);
     g_free(self->reason);
     G_OBJECT_CLASS(bluez_adapter_watch_parent_class)->finalize(object);
@@ -467,7 +715,8 @@ static void bluez_adapter_watch_class_init(BluezAdapterWatchClass *klass)
 
 static void bluez_adapter_watch_init(BluezAdapterWatch *self)
 {
-    self->cancellable = g_cancellable_new();
+    self->objects =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)adapter_object_free);
     self->state = BLUEZ_ADAPTER_STATE_STARTING;
     self->reason = g_strdup("connecting to BlueZ");
 }

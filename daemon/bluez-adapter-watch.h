@@ -1,10 +1,15 @@
 /* bluez-adapter-watch.h - which BlueZ adapter proxd uses and whether it is usable.
  *
- * Follows org.bluez through a GDBusObjectManagerClient on "/": bluetoothd starting,
- * exiting and coming back (all objects removed, then added again), adapters plugged in
- * and out, powered on and off, blocked by rfkill, LEAdvertisingManager1 appearing after
- * Adapter1, and Adapter1.Discoverable. Emits "changed" whenever any of that changes;
- * the advertiser and the scanner re-evaluate what they should be doing on each emission.
+ * Follows org.bluez as an object manager client of "/" would, but with bus match rules
+ * that let through adapters only: bluetoothd starting, exiting and coming back (its
+ * objects are read again with GetManagedObjects), adapters plugged in and out, powered on
+ * and off, blocked by rfkill, LEAdvertisingManager1 appearing after Adapter1, and
+ * Adapter1.Discoverable. With a wanted adapter only that adapter's signals reach proxd.
+ * Device1 objects never come through here (GDBusObjectManagerClient would subscribe to
+ * every signal of org.bluez, so on a bus with many adapters every proxd would receive
+ * every adapter's reports): the scanner follows the devices of the adapter in use.
+ * Emits "changed" whenever any of that changes; the advertiser and the scanner
+ * re-evaluate what they should be doing on each emission.
  */
 #pragma once
 
@@ -53,8 +58,18 @@ BluezAdapter1 *bluez_adapter_watch_get_adapter(BluezAdapterWatch *self);
 /* Its LEAdvertisingManager1, NULL while absent. */
 BluezLeAdvertisingManager1 *bluez_adapter_watch_get_advertising_manager(BluezAdapterWatch *self);
 gboolean bluez_adapter_watch_get_discoverable(BluezAdapterWatch *self);
-/* The object manager client (NULL before it is created): the scanner follows Device1
- * objects through it. */
-GDBusObjectManager *bluez_adapter_watch_get_object_manager(BluezAdapterWatch *self);
+/* The bus connection it follows org.bluez on. */
+GDBusConnection *bluez_adapter_watch_get_connection(BluezAdapterWatch *self);
+
+/* A signal subscription of ours for org.bluez with a bus match rule we write ourselves:
+ * path_namespace, and arg0path on object-path arguments (InterfacesAdded), which
+ * g_dbus_connection_signal_subscribe() cannot express. The callback gets every signal of
+ * org.bluez with `interface` and `member` (NULL = any) that reaches this connection, through
+ * this rule or another: it must filter by path itself. */
+typedef struct _BluezMatch BluezMatch;
+BluezMatch *bluez_match_new(GDBusConnection *connection, const char *rule, const char *interface,
+                            const char *member, GDBusSignalCallback callback, gpointer user_data);
+/* Unsubscribes and removes the rule from the bus. */
+void bluez_match_free(BluezMatch *match);
 
 G_END_DECLS

@@ -3,10 +3,17 @@
 
 #include "bluez-scanner.h"
 
+#include <string.h>
+
 #include "prox-keys.h"
 #include "prox-payload.h"
 
 #define DEVICE_IFACE "org.bluez.Device1"
+#define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
+#define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
+/* Device1 objects remembered (properties of the adapter's devices); BlueZ removes them 30 s
+ * after they were last seen, so this is only reached if removals were lost. */
+#define MAX_DEVICES 20000
 #define RETRY_MIN_SECONDS 1
 #define RETRY_MAX_SECONDS 60
 /* Retry every second this many times first: after bluetoothd dies while discovering, the
@@ -42,7 +49,16 @@ struct _BluezScanner {
     gboolean started;
     gboolean stopping;
 
-    GDBusObjectManager *object_manager; /* whose Device1 signals we follow */
+    /* The Device1 objects of the adapter in use: their last ServiceData and RSSI (what a
+     * report without ServiceData refers to), through bus rules that let through this
+     * adapter's devices only. */
+    GDBusConnection *connection;
+    BluezAdapter1 *devices_adapter;  /* the adapter object they belong to */
+    char *devices_path;              /* its object path */
+    BluezMatch *devices_om_match;    /* InterfacesAdded / InterfacesRemoved below it */
+    BluezMatch *devices_props_match; /* PropertiesChanged of Device1 below it */
+    GHashTable *devices;             /* object path -> Device */
+    guint devices_generation;
 
     /* The last usable adapter the watch reported (identity only). */
     BluezAdapter1 *usable_adapter;
@@ -52,7 +68,6 @@ struct _BluezScanner {
     BluezAdapter1 *session_adapter;
     gulong discovering_handler; /* notify::discovering on session_adapter */
     guint discovering_check_id; /* grace period for Adapter1.Discovering */
-    char *device_prefix;        /* "<adapter path>/" */
     guint session_serial;
     guint retry_id;
     guint retry_seconds;
@@ -198,30 +213,29 @@ static void on_instance_timer(gpointer user_data)
 
 /* ---- radio reports ---- */
 
-/* One Device1 report: the service data and RSSI of `proxy`, `changed` holding what this
- * signal carried (NULL for a new object: everything is in the cache). */
-static void handle_report(BluezScanner *self, GDBusProxy *proxy, GVariant *changed)
+typedef struct {
+    GVariant *service_data; /* a{sv}, NULL when unknown */
+    GVariant *rssi;         /* n, NULL when unknown */
+    gboolean fetched;       /* asked for its properties once already */
+} Device;
+
+static void device_free(Device *d)
+{
+    g_clear_pointer(&d->service_data, g_variant_unref);
+    g_clear_pointer(&d->rssi, g_variant_unref);
+    g_free(d);
+}
+
+/* One Device1 report: the device's service data and RSSI as last signalled. */
+static void handle_report(BluezScanner *self, const char *path, Device *device)
 {
     const ProxdSettings *settings = proxd_config_get(self->config);
-    g_autoptr(GVariant) service_data = NULL;
-    g_autoptr(GVariant) rssi_v = NULL;
 
     if (!self->scan_open) {
         self->stats.outside_scan++;
         return;
     }
-    if (self->device_prefix == NULL ||
-        !g_str_has_prefix(g_dbus_proxy_get_object_path(proxy), self->device_prefix))
-        return; /* another adapter's device */
-
-    if (changed != NULL) {
-        service_data = g_variant_lookup_value(changed, "ServiceData", G_VARIANT_TYPE("a{sv}"));
-        rssi_v = g_variant_lookup_value(changed, "RSSI", G_VARIANT_TYPE_INT16);
-    }
-    if (service_data == NULL)
-        service_data = g_dbus_proxy_get_cached_property(proxy, "ServiceData");
-    if (rssi_v == NULL)
-        rssi_v = g_dbus_proxy_get_cached_property(proxy, "RSSI");
+    GVariant *service_data = device->service_data;
     if (service_data == NULL || !g_variant_is_of_type(service_data, G_VARIANT_TYPE("a{sv}")))
         return;
 
@@ -250,14 +264,14 @@ static void handle_report(BluezScanner *self, GDBusProxy *proxy, GVariant *chang
     if (bytes == NULL ||
         !prox_service_data_parse(PROX_SERVICE_UUID, bytes, len, &rpi, &aem, &error)) {
         self->stats.malformed++;
-        g_debug("%s: unusable FD6F service data: %s", g_dbus_proxy_get_object_path(proxy),
+        g_debug("%s: unusable FD6F service data: %s", path,
                 error != NULL ? error->message : "not a byte array");
         return;
     }
 
     int rssi = PROX_RSSI_UNKNOWN;
-    if (rssi_v != NULL && g_variant_is_of_type(rssi_v, G_VARIANT_TYPE_INT16))
-        rssi = g_variant_get_int16(rssi_v);
+    if (device->rssi != NULL && g_variant_is_of_type(device->rssi, G_VARIANT_TYPE_INT16))
+        rssi = g_variant_get_int16(device->rssi);
     if (rssi != PROX_RSSI_UNKNOWN)
         rssi = CLAMP(rssi + settings->rssi_correction, -127, PROX_RSSI_UNKNOWN - 1);
 
@@ -275,55 +289,188 @@ static void handle_report(BluezScanner *self, GDBusProxy *proxy, GVariant *chang
         commit(self);
 }
 
-static GDBusProxy *device_proxy(GDBusObject *object)
+static gboolean below_adapter(BluezScanner *self, const char *path)
 {
-    GDBusInterface *iface = g_dbus_object_get_interface(object, DEVICE_IFACE);
-    return iface != NULL ? G_DBUS_PROXY(iface) : NULL;
+    if (self->devices_path == NULL)
+        return FALSE;
+    gsize n = strlen(self->devices_path);
+    return strncmp(path, self->devices_path, n) == 0 && path[n] == '/';
 }
 
-static void on_object_added(GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
+/* Takes what `properties` (a{sv}) says about ServiceData and RSSI; TRUE if it said anything
+ * about either (a report). */
+static gboolean device_update(Device *device, GVariant *properties)
 {
-    g_autoptr(GDBusProxy) proxy = device_proxy(object);
-    if (proxy != NULL)
-        handle_report(user_data, proxy, NULL);
-}
-
-static void on_interface_added(GDBusObjectManager *manager, GDBusObject *object,
-                               GDBusInterface *interface, gpointer user_data)
-{
-    if (g_str_equal(g_dbus_proxy_get_interface_name(G_DBUS_PROXY(interface)), DEVICE_IFACE))
-        handle_report(user_data, G_DBUS_PROXY(interface), NULL);
-}
-
-static void on_properties_changed(GDBusObjectManagerClient *manager, GDBusObjectProxy *object,
-                                  GDBusProxy *proxy, GVariant *changed,
-                                  const char *const *invalidated, gpointer user_data)
-{
-    if (!g_str_equal(g_dbus_proxy_get_interface_name(proxy), DEVICE_IFACE))
-        return;
-    g_autoptr(GVariant) rssi = g_variant_lookup_value(changed, "RSSI", NULL);
-    g_autoptr(GVariant) service_data = g_variant_lookup_value(changed, "ServiceData", NULL);
-    if (rssi == NULL && service_data == NULL)
-        return;
-    handle_report(user_data, proxy, changed);
-}
-
-static void follow_object_manager(BluezScanner *self)
-{
-    GDBusObjectManager *manager = bluez_adapter_watch_get_object_manager(self->watch);
-    if (manager == self->object_manager)
-        return;
-    if (self->object_manager != NULL) {
-        g_signal_handlers_disconnect_by_data(self->object_manager, self);
-        g_clear_object(&self->object_manager);
+    GVariant *service_data =
+        g_variant_lookup_value(properties, "ServiceData", G_VARIANT_TYPE("a{sv}"));
+    GVariant *rssi = g_variant_lookup_value(properties, "RSSI", G_VARIANT_TYPE_INT16);
+    if (service_data != NULL) {
+        g_clear_pointer(&device->service_data, g_variant_unref);
+        device->service_data = service_data;
     }
-    if (manager == NULL)
+    if (rssi != NULL) {
+        g_clear_pointer(&device->rssi, g_variant_unref);
+        device->rssi = rssi;
+    }
+    return service_data != NULL || rssi != NULL;
+}
+
+static Device *device_lookup_or_add(BluezScanner *self, const char *path)
+{
+    Device *device = g_hash_table_lookup(self->devices, path);
+    if (device != NULL)
+        return device;
+    if (g_hash_table_size(self->devices) >= MAX_DEVICES) {
+        g_warning("%u Device1 objects remembered: forgetting them all", MAX_DEVICES);
+        g_hash_table_remove_all(self->devices);
+    }
+    device = g_new0(Device, 1);
+    g_hash_table_insert(self->devices, g_strdup(path), device);
+    return device;
+}
+
+typedef struct {
+    BluezScanner *self; /* strong ref */
+    guint generation;
+    char *path;
+} FetchData;
+
+static void on_device_properties(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    FetchData *data = user_data;
+    BluezScanner *self = data->self;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    Device *device = data->generation == self->devices_generation
+                         ? g_hash_table_lookup(self->devices, data->path)
+                         : NULL;
+    if (reply == NULL) {
+        g_dbus_error_strip_remote_error(error);
+        g_debug("%s: cannot read its properties: %s", data->path, error->message);
+    } else if (device != NULL) {
+        g_autoptr(GVariant) properties = g_variant_get_child_value(reply, 0);
+        /* What signals said meanwhile is newer than this answer. */
+        if (device->service_data == NULL)
+            device->service_data =
+                g_variant_lookup_value(properties, "ServiceData", G_VARIANT_TYPE("a{sv}"));
+        if (device->rssi == NULL)
+            device->rssi = g_variant_lookup_value(properties, "RSSI", G_VARIANT_TYPE_INT16);
+        handle_report(self, data->path, device);
+    }
+    g_object_unref(data->self);
+    g_free(data->path);
+    g_free(data);
+}
+
+/* A report for a device whose ServiceData we never saw (it appeared before we followed the
+ * adapter, e.g. found by another client's discovery before proxd started): read it once. */
+static void fetch_device(BluezScanner *self, const char *sender, const char *path, Device *device)
+{
+    device->fetched = TRUE;
+    FetchData *data = g_new0(FetchData, 1);
+    data->self = g_object_ref(self);
+    data->generation = self->devices_generation;
+    data->path = g_strdup(path);
+    g_dbus_connection_call(self->connection, sender, path, PROPERTIES_IFACE, "GetAll",
+                           g_variant_new("(s)", DEVICE_IFACE), G_VARIANT_TYPE("(a{sv})"),
+                           G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, NULL, on_device_properties, data);
+}
+
+static void on_device_interfaces(GDBusConnection *connection, const char *sender,
+                                 const char *object_path, const char *interface, const char *signal,
+                                 GVariant *parameters, gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    const char *path;
+    if (!g_str_equal(object_path, "/"))
         return;
-    self->object_manager = g_object_ref(manager);
-    g_signal_connect(manager, "object-added", G_CALLBACK(on_object_added), self);
-    g_signal_connect(manager, "interface-added", G_CALLBACK(on_interface_added), self);
-    g_signal_connect(manager, "interface-proxy-properties-changed",
-                     G_CALLBACK(on_properties_changed), self);
+    if (g_str_equal(signal, "InterfacesAdded") &&
+        g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})"))) {
+        g_autoptr(GVariant) interfaces = NULL;
+        g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
+        g_autoptr(GVariant) properties =
+            g_variant_lookup_value(interfaces, DEVICE_IFACE, G_VARIANT_TYPE("a{sv}"));
+        if (properties == NULL || !below_adapter(self, path))
+            return;
+        /* A new object (a new address): everything BlueZ knows of it is here. */
+        g_hash_table_remove(self->devices, path);
+        Device *device = device_lookup_or_add(self, path);
+        device->fetched = TRUE;
+        device_update(device, properties);
+        handle_report(self, path, device);
+    } else if (g_str_equal(signal, "InterfacesRemoved") &&
+               g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oas)"))) {
+        g_autofree const char **interfaces = NULL;
+        g_variant_get(parameters, "(&o^a&s)", &path, &interfaces);
+        if (g_strv_contains(interfaces, DEVICE_IFACE))
+            g_hash_table_remove(self->devices, path);
+    }
+}
+
+static void on_device_properties_changed(GDBusConnection *connection, const char *sender,
+                                         const char *object_path, const char *interface,
+                                         const char *signal, GVariant *parameters,
+                                         gpointer user_data)
+{
+    BluezScanner *self = user_data;
+    if (!below_adapter(self, object_path) ||
+        !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
+        return;
+    const char *iface;
+    g_autoptr(GVariant) changed = NULL;
+    g_autofree const char **invalidated = NULL;
+    g_variant_get(parameters, "(&s@a{sv}^a&s)", &iface, &changed, &invalidated);
+    if (!g_str_equal(iface, DEVICE_IFACE))
+        return;
+    Device *device = device_lookup_or_add(self, object_path);
+    if (g_strv_contains(invalidated, "ServiceData"))
+        g_clear_pointer(&device->service_data, g_variant_unref);
+    if (g_strv_contains(invalidated, "RSSI"))
+        g_clear_pointer(&device->rssi, g_variant_unref);
+    if (!device_update(device, changed))
+        return; /* not a report (Alias, Connected ...) */
+    if (device->service_data == NULL && !device->fetched)
+        fetch_device(self, sender, object_path, device);
+    else
+        handle_report(self, object_path, device);
+}
+
+/* Follows the Device1 objects of the adapter the watch uses. A new adapter object (a new
+ * bluetoothd, a replugged adapter) starts from nothing: its devices are new objects. */
+static void follow_devices(BluezScanner *self)
+{
+    BluezAdapter1 *adapter = bluez_adapter_watch_get_adapter(self->watch);
+    if (adapter == self->devices_adapter)
+        return;
+    g_set_object(&self->devices_adapter, adapter);
+    g_hash_table_remove_all(self->devices);
+    self->devices_generation++;
+
+    const char *path = adapter != NULL ? g_dbus_proxy_get_object_path(G_DBUS_PROXY(adapter)) : NULL;
+    if (g_strcmp0(path, self->devices_path) == 0)
+        return; /* the same rules still apply */
+    g_clear_pointer(&self->devices_om_match, bluez_match_free);
+    g_clear_pointer(&self->devices_props_match, bluez_match_free);
+    g_free(self->devices_path);
+    self->devices_path = g_strdup(path);
+    if (path == NULL)
+        return;
+    /* Only this adapter's devices: arg0path with a trailing slash matches the objects below
+     * the adapter, path_namespace the adapter and what is below it. */
+    g_autofree char *om_rule =
+        g_strdup_printf("type='signal',sender='org.bluez',path='/',"
+                        "interface='" OBJECT_MANAGER_IFACE "',arg0path='%s/'",
+                        path);
+    g_autofree char *props_rule =
+        g_strdup_printf("type='signal',sender='org.bluez',interface='" PROPERTIES_IFACE "',"
+                        "member='PropertiesChanged',path_namespace='%s',arg0='" DEVICE_IFACE "'",
+                        path);
+    self->devices_om_match = bluez_match_new(self->connection, om_rule, OBJECT_MANAGER_IFACE, NULL,
+                                             on_device_interfaces, self);
+    self->devices_props_match =
+        bluez_match_new(self->connection, props_rule, PROPERTIES_IFACE, "PropertiesChanged",
+                        on_device_properties_changed, self);
 }
 
 /* ---- is bluetoothd really discovering? ---- */
@@ -493,9 +640,6 @@ static void start_session(BluezScanner *self, BluezAdapter1 *adapter)
     self->session = SESSION_STARTING;
     self->session_serial++;
     set_session_adapter(self, adapter);
-    g_free(self->device_prefix);
-    self->device_prefix =
-        g_strconcat(g_dbus_proxy_get_object_path(G_DBUS_PROXY(adapter)), "/", NULL);
     bluez_adapter1_call_set_discovery_filter(adapter, discovery_filter(), G_DBUS_CALL_FLAGS_NONE,
                                              -1, NULL, on_set_filter_reply, call_data_new(self));
 }
@@ -657,11 +801,11 @@ static void open_window(BluezScanner *self)
     g_debug("scan window open");
     if (self->role == PROXD_ROLE_PERSON) {
         guint32 interval = random_between(settings->scan_interval_min, settings->scan_interval_max);
-        gint64 give_up = now + (gint64)(settings->scan_seconds + WINDOW_START_GRACE_SECONDS) *
-                                   G_USEC_PER_SEC;
+        gint64 give_up =
+            now + (gint64)(settings->scan_seconds + WINDOW_START_GRACE_SECONDS) * G_USEC_PER_SEC;
         self->next_window_us = now + (gint64)interval * G_USEC_PER_SEC;
-        self->window_timer_id = proxd_clock_call_at(
-            self->clock, MIN(give_up, self->next_window_us), on_window_end, self);
+        self->window_timer_id = proxd_clock_call_at(self->clock, MIN(give_up, self->next_window_us),
+                                                    on_window_end, self);
     }
     update(self);
 }
@@ -689,7 +833,7 @@ static void on_watch_changed(BluezAdapterWatch *watch, gpointer user_data)
     gboolean newly_usable = usable != NULL && usable != self->usable_adapter;
     g_set_object(&self->usable_adapter, usable);
 
-    follow_object_manager(self);
+    follow_devices(self);
     g_clear_handle_id(&self->retry_id, g_source_remove);
     self->retry_seconds = RETRY_MIN_SECONDS;
     self->retry_count = 0;
@@ -726,7 +870,7 @@ void bluez_scanner_start(BluezScanner *self)
     self->role = proxd_config_get(self->config)->role;
     g_signal_connect_object(self->watch, "changed", G_CALLBACK(on_watch_changed), self, 0);
     g_signal_connect_object(self->config, "changed", G_CALLBACK(on_config_changed), self, 0);
-    follow_object_manager(self);
+    follow_devices(self);
     open_window(self);
 }
 
@@ -790,22 +934,23 @@ static void bluez_scanner_dispose(GObject *object)
     g_clear_handle_id(&self->commit_timer_id, g_source_remove);
     g_clear_handle_id(&self->quiet_id, g_source_remove);
     g_queue_clear_full(&self->quiet_waiters, g_free);
-    if (self->object_manager != NULL) {
-        g_signal_handlers_disconnect_by_data(self->object_manager, self);
-        g_clear_object(&self->object_manager);
-    }
+    g_clear_pointer(&self->devices_om_match, bluez_match_free);
+    g_clear_pointer(&self->devices_props_match, bluez_match_free);
+    g_clear_object(&self->devices_adapter);
     set_session_adapter(self, NULL);
     g_clear_object(&self->usable_adapter);
     g_clear_object(&self->watch);
     g_clear_object(&self->clock);
     g_clear_object(&self->config);
+    g_clear_object(&self->connection);
     G_OBJECT_CLASS(bluez_scanner_parent_class)->dispose(object);
 }
 
 static void bluez_scanner_finalize(GObject *object)
 {
     BluezScanner *self = BLUEZ_SCANNER(object);
-    g_free(self->device_prefix);
+    g_free(self->devices_path);
+    g_hash_table_unref(self->devices);
     g_clear_pointer(&self->batch, prox_sighting_batch_free);
     G_OBJECT_CLASS(bluez_scanner_parent_class)->finalize(object);
 }
@@ -832,6 +977,8 @@ static void bluez_scanner_init(BluezScanner *self)
     self->retry_seconds = RETRY_MIN_SECONDS;
     self->retry_count = 0;
     self->batch = prox_sighting_batch_new();
+    self->devices =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)device_free);
 }
 
 BluezScanner *bluez_scanner_new(BluezAdapterWatch *watch, ProxdClock *clock, ProxdConfig *config,
@@ -839,6 +986,7 @@ BluezScanner *bluez_scanner_new(BluezAdapterWatch *watch, ProxdClock *clock, Pro
 {
     BluezScanner *self = g_object_new(BLUEZ_TYPE_SCANNER, NULL);
     self->watch = g_object_ref(watch);
+    self->connection = g_object_ref(bluez_adapter_watch_get_connection(watch));
     self->clock = g_object_ref(clock);
     self->config = g_object_ref(config);
     self->store = store;

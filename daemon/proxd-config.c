@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "prox-store.h"
+#include "prox-venue.h"
 
 #define GROUP_GENERAL "General"
 #define GROUP_ADVERTISING "Advertising"
@@ -13,6 +14,7 @@
 #define GROUP_RISK "Risk"
 #define GROUP_SYNC "Sync"
 #define GROUP_REPORT "Report"
+#define GROUP_VENUES "Venues"
 
 struct _ProxdConfig {
     GObject parent_instance;
@@ -43,6 +45,7 @@ static const char *const scanning_keys[] = {
     "CommitSeconds", "RssiCorrection",     "CalibrationConfidence", NULL};
 static const char *const sync_keys[] = {"URL", "PinnedKeys", "IntervalSeconds", NULL};
 static const char *const report_keys[] = {"URL", NULL};
+static const char *const venues_keys[] = {"MinMinutes", "SameVehicleMinutes", "ShareCounts", NULL};
 
 const char *proxd_role_to_string(ProxdRole role)
 {
@@ -102,6 +105,9 @@ static void settings_defaults(ProxdSettings *s)
     s->rssi_correction = 0;
     s->calibration_confidence = PROX_CALIBRATION_LOW;
     prox_risk_parameters_default(&s->risk);
+    s->venue_min_minutes = PROX_VENUE_DEFAULT_MIN_MINUTES;
+    s->venue_same_vehicle_minutes = PROX_VENUE_DEFAULT_MIN_MINUTES;
+    s->venue_share_counts = FALSE;
 }
 
 static gboolean adapter_name_valid(const char *name)
@@ -130,6 +136,8 @@ static void warn_unknown_keys(GKeyFile *kf, const char *path)
             known = sync_keys;
         else if (g_str_equal(groups[i], GROUP_REPORT))
             known = report_keys;
+        else if (g_str_equal(groups[i], GROUP_VENUES))
+            known = venues_keys;
         else if (g_str_equal(groups[i], GROUP_RISK))
             continue; /* prox_risk_parameters_load_keyfile() rejects unknown keys itself */
         else {
@@ -320,6 +328,20 @@ static gboolean load_keyfile(ProxdConfig *self, GKeyFile *kf, ProxdSettings *s, 
         return FALSE;
     }
 
+    if (!get_uint_key(kf, path, GROUP_VENUES, "MinMinutes", 1, 1440, &s->venue_min_minutes,
+                      error) ||
+        !get_uint_key(kf, path, GROUP_VENUES, "SameVehicleMinutes", 1, 1440,
+                      &s->venue_same_vehicle_minutes, error))
+        return FALSE;
+    if (g_key_file_has_key(kf, GROUP_VENUES, "ShareCounts", NULL)) {
+        s->venue_share_counts = g_key_file_get_boolean(kf, GROUP_VENUES, "ShareCounts", &local);
+        if (local != NULL) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "%s: [Venues] ShareCounts: expected true or false", path);
+            return FALSE;
+        }
+    }
+
     if (g_key_file_has_group(kf, GROUP_RISK)) {
         g_autoptr(GError) risk_error = NULL;
         if (!prox_risk_parameters_load_keyfile(kf, GROUP_RISK, &s->risk, &risk_error)) {
@@ -445,7 +467,10 @@ static gboolean settings_equal(const ProxdSettings *a, const ProxdSettings *b)
            prox_risk_parameters_equal(&a->risk, &b->risk) &&
            g_strcmp0(a->sync_url, b->sync_url) == 0 &&
            strv_equal0(a->sync_pinned_keys, b->sync_pinned_keys) &&
-           a->sync_interval == b->sync_interval && g_strcmp0(a->report_url, b->report_url) == 0;
+           a->sync_interval == b->sync_interval && g_strcmp0(a->report_url, b->report_url) == 0 &&
+           a->venue_min_minutes == b->venue_min_minutes &&
+           a->venue_same_vehicle_minutes == b->venue_same_vehicle_minutes &&
+           a->venue_share_counts == b->venue_share_counts;
 }
 
 gboolean proxd_config_reload(ProxdConfig *self, GError **error)

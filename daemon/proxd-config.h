@@ -41,6 +41,11 @@ typedef struct {
     char **sync_pinned_keys; /* [Sync] PinnedKeys: "PATH.pub" or "ID:VER:PATH" (NULL-ended) */
     guint sync_interval;     /* [Sync] IntervalSeconds between complete runs (0 = default) */
     char *report_url;        /* [Report] URL: the key server's upload URL; NULL = no reports */
+
+    /* [Venues] (docs/venues.md §5) */
+    guint venue_min_minutes;          /* MinMinutes: overlap with a venue warning */
+    guint venue_same_vehicle_minutes; /* SameVehicleMinutes: time together on a bus */
+    gboolean venue_share_counts; /* ShareCounts: opt-in (location hash, hour) per check-in */
 } ProxdSettings;
 
 /* Command-line values; NULL / negative = not given. */

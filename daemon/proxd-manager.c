@@ -1,4 +1,5 @@
-/* proxd-manager.c - org.proxd.Manager1: state, counts, risk and the BlueZ components. */
+/* proxd-manager.c - org.proxd.Manager1: state, counts, risk, the BlueZ components, key-list
+ * sync and reports, and venue check-ins (docs/venues.md §3, §5). */
 #define G_LOG_DOMAIN "proxd-manager"
 
 #include "proxd-manager.h"
@@ -7,7 +8,9 @@
 #include "bluez-advertiser.h"
 #include "bluez-scanner.h"
 #include "prox-risk.h"
+#include "prox-venue.h"
 #include "proxd-report.h"
+#include "proxd-venues.h"
 
 #define SECONDS_PER_HOUR 3600
 #define MAX_SIGHTINGS_RETURNED 100000
@@ -33,6 +36,13 @@ struct _ProxdManager {
     gboolean stopping;
     guint refresh_id;
     guint hourly_id;
+
+    /* Venue check-ins: QR codes verify against the pinned authority keys ([Sync]
+     * PinnedKeys); NULL with the reason when none could be loaded. */
+    ProxExportKeyring *venue_keyring;
+    char *venue_keyring_error;
+    guint checkout_id; /* automatic checkout of the open check-in */
+    GCancellable *cancellable;
 };
 
 static void proxd_manager_iface_init(ProxdDbusManager1Iface *iface);
@@ -211,12 +221,15 @@ void proxd_manager_refresh_risk(ProxdManager *self)
     prox_risk_summary_clear(&summary);
 }
 
+static void refresh_venue_count(ProxdManager *self);
+
 static gboolean on_refresh_idle(gpointer user_data)
 {
     ProxdManager *self = user_data;
     self->refresh_id = 0;
     proxd_manager_refresh_counts(self);
     proxd_manager_refresh_risk(self);
+    refresh_venue_count(self);
     return G_SOURCE_REMOVE;
 }
 
@@ -249,6 +262,29 @@ static void schedule_hourly(ProxdManager *self)
     self->hourly_id = proxd_clock_call_at(self->clock, next * G_USEC_PER_SEC, on_hourly, self);
 }
 
+static ProxdVenueOptions venue_options(ProxdManager *self)
+{
+    const ProxdSettings *settings = proxd_config_get(self->config);
+    return (ProxdVenueOptions){.min_minutes = settings->venue_min_minutes,
+                               .same_vehicle_minutes = settings->venue_same_vehicle_minutes};
+}
+
+static gboolean is_person(ProxdManager *self)
+{
+    return proxd_config_get(self->config)->role == PROXD_ROLE_PERSON;
+}
+
+static void configure_sync_venues(ProxdManager *self)
+{
+    if (self->sync == NULL)
+        return;
+    ProxdVenueOptions options = venue_options(self);
+    /* Alerts are for people; a beacon has no check-ins and rides no bus. */
+    proxd_sync_set_venues(self->sync, is_person(self), &options);
+}
+
+static void refresh_checkin(ProxdManager *self);
+
 static void on_config_changed(ProxdConfig *config, gpointer user_data)
 {
     ProxdManager *self = user_data;
@@ -257,6 +293,9 @@ static void on_config_changed(ProxdConfig *config, gpointer user_data)
     bluez_adapter_watch_set_wanted(self->watch, settings->adapter);
     if (self->sync != NULL)
         proxd_sync_set_risk(self->sync, &settings->risk, settings->calibration_confidence);
+    configure_sync_venues(self);
+    if (self->started && !self->stopping)
+        refresh_checkin(self);
     queue_refresh(self);
 }
 
@@ -457,9 +496,13 @@ static void on_sync_progress(ProxdSync *sync, guint phase, guint files_done, gui
     proxd_dbus_manager1_emit_sync_progress(as_iface(self), phase, files_done, files_total, bytes);
 }
 
+static void emit_venue_exposures(ProxdManager *self, GArray *exposures);
+
 static void on_sync_finished(ProxdSync *sync, ProxdSyncResult *result, gpointer user_data)
 {
     ProxdManager *self = user_data;
+    /* Before the Sync() reply, like ExposureDetected: a caller sees both. */
+    emit_venue_exposures(self, result->venue_exposures);
     if (result->complete)
         g_message("key-list sync: %u files imported, %" G_GUINT64_FORMAT " new keys",
                   result->files_imported, result->keys_added);
@@ -485,6 +528,9 @@ static GVariant *sync_result_to_variant(ProxdManager *self, const ProxdSyncResul
         g_variant_dict_insert(&dict, "files-imported", "u", result->files_imported);
         g_variant_dict_insert(&dict, "files-failed", "u", result->files_failed);
         g_variant_dict_insert(&dict, "keys-added", "t", result->keys_added);
+        g_variant_dict_insert(&dict, "warnings-added", "t", result->warnings_added);
+        g_variant_dict_insert(&dict, "venue-exposures", "u",
+                              result->venue_exposures != NULL ? result->venue_exposures->len : 0u);
         for (guint i = 0; result->failures != NULL && i < result->failures->len; i++) {
             const ProxdSyncFailure *f = g_ptr_array_index(result->failures, i);
             g_variant_builder_add(&failures, "(ss)", f->name, f->reason);
@@ -495,6 +541,8 @@ static GVariant *sync_result_to_variant(ProxdManager *self, const ProxdSyncResul
         g_variant_dict_insert(&dict, "files-imported", "u", 0u);
         g_variant_dict_insert(&dict, "files-failed", "u", 0u);
         g_variant_dict_insert(&dict, "keys-added", "t", (guint64)0);
+        g_variant_dict_insert(&dict, "warnings-added", "t", (guint64)0);
+        g_variant_dict_insert(&dict, "venue-exposures", "u", 0u);
     }
     g_variant_dict_insert_value(&dict, "failures", g_variant_builder_end(&failures));
     g_variant_dict_insert(&dict, "error", "s", error != NULL ? error->message : "");
@@ -622,7 +670,7 @@ static void on_report_sent(GObject *source, GAsyncResult *res, gpointer user_dat
 }
 
 static gboolean handle_report(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
-                              const char *code, GVariant *days)
+                              const char *code, GVariant *days, GVariant *checkins)
 {
     ProxdManager *self = PROXD_MANAGER(object);
     const char *url = proxd_config_get(self->config)->report_url;
@@ -649,6 +697,12 @@ static gboolean handle_report(ProxdDbusManager1 *object, GDBusMethodInvocation *
                            "the keys to send are no longer those previewed; preview again");
         return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
+    gsize n_checkins = 0;
+    const gint64 *checkin_ids = g_variant_get_fixed_array(checkins, &n_checkins, sizeof(gint64));
+    if (!proxd_report_select_checkins(report, checkin_ids, n_checkins, &error)) {
+        return_proxd_error(invocation, "ReportChanged", error->message);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
     if (proxd_report_get_n_keys(report) == 0) {
         return_proxd_error(invocation, "NoKeys", "no keys to report yet");
         return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -658,8 +712,352 @@ static gboolean handle_report(ProxdDbusManager1 *object, GDBusMethodInvocation *
     call->self = g_object_ref(self);
     call->invocation = invocation;
     self->reporting = TRUE;
-    g_message("reporting %u keys to %s", proxd_report_get_n_keys(report), url);
+    g_message("reporting %u keys and %u check-ins to %s", proxd_report_get_n_keys(report),
+              proxd_report_get_n_selected_checkins(report), url);
     proxd_report_send_async(g_steal_pointer(&report), code, &options, NULL, on_report_sent, call);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- venue check-ins (docs/venues.md §3, §5) ---- */
+
+static void refresh_venue_count(ProxdManager *self)
+{
+    guint count = 0;
+    g_autoptr(GError) error = NULL;
+    if (!proxd_venues_count_exposures(self->store, proxd_clock_now(self->clock), DEFAULT_DAYS,
+                                      &count, &error)) {
+        g_warning("cannot count venue exposures: %s", error->message);
+        return;
+    }
+    proxd_dbus_manager1_set_venue_exposures(as_iface(self), count);
+}
+
+static void emit_venue_exposures(ProxdManager *self, GArray *exposures)
+{
+    if (exposures == NULL || exposures->len == 0)
+        return;
+    if (is_person(self)) {
+        for (guint i = 0; i < exposures->len; i++) {
+            const ProxVenueExposure *e = &g_array_index(exposures, ProxVenueExposure, i);
+            g_message("venue exposure detected: %s, %u minutes on the day starting %" G_GINT64_FORMAT,
+                      proxd_venue_exposure_kind_to_string(e->kind), e->minutes, e->day);
+            proxd_dbus_manager1_emit_venue_exposure_detected(as_iface(self),
+                                                             proxd_venue_exposure_to_signal(e));
+        }
+    }
+    refresh_venue_count(self);
+}
+
+/* Venue warnings already stored against the check-ins as they are now (a check-in closed
+ * or corrected after its warning arrived). */
+static void match_checkins_now(ProxdManager *self)
+{
+    ProxdVenueOptions options = venue_options(self);
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(ProxVenueExposure));
+    g_autoptr(GError) error = NULL;
+    if (!proxd_venues_match(self->store, &options, PROXD_VENUES_MATCH_CHECKINS,
+                            proxd_clock_now(self->clock), found, &error))
+        g_warning("venue matching after a check-in change failed: %s", error->message);
+    emit_venue_exposures(self, found);
+}
+
+static gboolean find_open_checkin(ProxdManager *self, ProxCheckIn *open, gboolean *found,
+                                  GError **error)
+{
+    g_autoptr(GArray) checkins = NULL;
+    *found = FALSE;
+    if (!prox_store_load_checkins(self->store, 0, &checkins, error))
+        return FALSE;
+    for (guint i = 0; i < checkins->len; i++) {
+        const ProxCheckIn *c = &g_array_index(checkins, ProxCheckIn, i);
+        if (c->departed == 0) {
+            *open = *c;
+            *found = TRUE;
+            break;
+        }
+    }
+    return TRUE;
+}
+
+static gboolean find_checkin(ProxdManager *self, gint64 id, ProxCheckIn *out, gboolean *found,
+                             GError **error)
+{
+    g_autoptr(GArray) checkins = NULL;
+    *found = FALSE;
+    if (!prox_store_load_checkins(self->store, 0, &checkins, error))
+        return FALSE;
+    for (guint i = 0; i < checkins->len; i++) {
+        if (g_array_index(checkins, ProxCheckIn, i).id == id) {
+            *out = g_array_index(checkins, ProxCheckIn, i);
+            *found = TRUE;
+            break;
+        }
+    }
+    return TRUE;
+}
+
+static void on_checkout_due(gpointer user_data)
+{
+    ProxdManager *self = user_data;
+    self->checkout_id = 0;
+    refresh_checkin(self);
+}
+
+/* CheckedIn / CheckOutAt from the store; checks out automatically when the planned
+ * departure has passed (also at startup) and arms the timer for the next one. */
+static void refresh_checkin(ProxdManager *self)
+{
+    ProxdDbusManager1 *iface = as_iface(self);
+    gint64 now = proxd_clock_now(self->clock);
+    g_autoptr(GError) error = NULL;
+    g_clear_handle_id(&self->checkout_id, g_source_remove);
+
+    gboolean closed = FALSE;
+    if (!prox_store_checkin_auto_checkout(self->store, now, &closed, &error)) {
+        g_warning("automatic checkout failed: %s", error->message);
+        g_clear_error(&error);
+    } else if (closed) {
+        g_message("checked out automatically at the planned departure");
+        match_checkins_now(self);
+    }
+    ProxCheckIn open = {0};
+    gboolean found = FALSE;
+    if (!find_open_checkin(self, &open, &found, &error)) {
+        g_warning("cannot read the check-ins: %s", error->message);
+        return;
+    }
+    proxd_dbus_manager1_set_checked_in(iface, found);
+    proxd_dbus_manager1_set_check_out_at(iface, found ? (guint64)MAX(open.planned_departure, 0)
+                                                      : 0);
+    if (found && !self->stopping)
+        self->checkout_id = proxd_clock_call_at(self->clock, open.planned_departure * G_USEC_PER_SEC,
+                                                on_checkout_due, self);
+}
+
+/* Check-ins and venue alerts are a person's (docs/venues.md): a bus or a venue's own
+ * beacon has no use for them. */
+static gboolean refuse_unless_person(ProxdManager *self, GDBusMethodInvocation *invocation)
+{
+    if (is_person(self))
+        return FALSE;
+    return_proxd_error(invocation, "WrongRole",
+                       "check-ins are for the person role; this proxd runs as a beacon");
+    return TRUE;
+}
+
+static void return_checkin_store_error(GDBusMethodInvocation *invocation, GError *error)
+{
+    if (g_error_matches(error, PROX_ERROR, PROX_ERROR_NOT_FOUND))
+        return_proxd_error(invocation, "NotFound", error->message);
+    else if (g_error_matches(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT))
+        return_proxd_error(invocation, "InvalidArgument", error->message);
+    else
+        return_store_error(invocation, error);
+}
+
+static void share_count(ProxdManager *self, const ProxVenue *venue, gint64 arrived)
+{
+    const ProxdSettings *settings = proxd_config_get(self->config);
+    if (!settings->venue_share_counts)
+        return;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *url = proxd_venues_count_url(settings->report_url, &error);
+    if (url == NULL) {
+        g_warning("[Venues] ShareCounts: %s", error->message);
+        return;
+    }
+    proxd_venues_share_count_async(url, venue->location_id, arrived, self->cancellable, NULL,
+                                   NULL);
+}
+
+static gboolean handle_check_in(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
+                                const char *url)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    g_autoptr(GError) error = NULL;
+    if (refuse_unless_person(self, invocation))
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    if (self->venue_keyring == NULL) {
+        return_proxd_error(invocation, "NotConfigured", self->venue_keyring_error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    g_autoptr(ProxVenue) venue = NULL;
+    if (!prox_venue_parse_url(url, self->venue_keyring, &venue, &error)) {
+        g_message("check-in refused: %s", error->message);
+        return_proxd_error(invocation, "InvalidVenue", error->message);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    if (!venue->verified) {
+        return_proxd_error(invocation, "InvalidVenue", "not signed by a known health authority");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    gint64 now = proxd_clock_now(self->clock);
+    gint64 planned = now + (gint64)venue->default_stay_minutes * 60;
+    gint64 id = 0;
+    if (!prox_store_checkin_add(self->store, venue->location_id, now, planned, &id, &error)) {
+        return_checkin_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    /* Neither the name nor the location id is logged: where someone goes is theirs. */
+    g_message("checked in (check-in %" G_GINT64_FORMAT "), automatic checkout in %u minutes", id,
+              venue->default_stay_minutes);
+    share_count(self, venue, now);
+
+    const char *type = prox_venue_type_to_string(venue->type);
+    GVariantDict dict;
+    g_variant_dict_init(&dict, NULL);
+    g_variant_dict_insert(&dict, "id", "x", id);
+    g_variant_dict_insert(&dict, "name", "s", venue->name);
+    g_variant_dict_insert(&dict, "address", "s", venue->address);
+    g_variant_dict_insert(&dict, "type", "s", type != NULL ? type : "other");
+    g_variant_dict_insert(&dict, "stay-minutes", "u", venue->default_stay_minutes);
+    g_variant_dict_insert(&dict, "arrived", "t", (guint64)now);
+    g_variant_dict_insert(&dict, "planned-departure", "t", (guint64)planned);
+    proxd_dbus_manager1_complete_check_in(object, invocation, g_variant_dict_end(&dict));
+    /* A check-in left open elsewhere was closed now: its times are final. */
+    refresh_checkin(self);
+    match_checkins_now(self);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean handle_check_out(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    g_autoptr(GError) error = NULL;
+    if (refuse_unless_person(self, invocation))
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    gint64 id = 0;
+    if (!prox_store_checkin_checkout(self->store, proxd_clock_now(self->clock), &id, &error)) {
+        if (g_error_matches(error, PROX_ERROR, PROX_ERROR_NOT_FOUND))
+            return_proxd_error(invocation, "NotCheckedIn", "not checked in anywhere");
+        else
+            return_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    g_message("checked out (check-in %" G_GINT64_FORMAT ")", id);
+    proxd_dbus_manager1_complete_check_out(object, invocation, id);
+    refresh_checkin(self);
+    match_checkins_now(self);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* The rules of docs/venues.md §3, checked here so the message says which one broke. */
+static const char *edit_refusal(const ProxCheckIn *current, gint64 arrived, gint64 departed,
+                                gint64 now)
+{
+    if (arrived <= 0)
+        return "the arrival time is missing";
+    if (arrived > now)
+        return "the arrival cannot be in the future";
+    if (departed == 0 && current->departed != 0)
+        return "a closed check-in needs a departure time";
+    if (departed == 0)
+        return now - arrived > PROX_VENUE_STAY_MAX_MINUTES * 60
+                   ? "a check-in lasts at most 24 hours: give the departure time"
+                   : NULL;
+    if (departed <= arrived)
+        return "the departure must be after the arrival";
+    if (departed > now)
+        return "the departure cannot be in the future";
+    if (departed - arrived > PROX_VENUE_STAY_MAX_MINUTES * 60)
+        return "a check-in lasts at most 24 hours";
+    return NULL;
+}
+
+static gboolean handle_edit_check_in(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
+                                     gint64 id, guint64 arrived, guint64 departed)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    g_autoptr(GError) error = NULL;
+    if (refuse_unless_person(self, invocation))
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    ProxCheckIn current = {0};
+    gboolean found = FALSE;
+    if (!find_checkin(self, id, &current, &found, &error)) {
+        return_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    if (!found) {
+        return_proxd_error(invocation, "NotFound", "no such check-in");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    gint64 now = proxd_clock_now(self->clock);
+    if (arrived > G_MAXINT64 / 2 || departed > G_MAXINT64 / 2) {
+        return_proxd_error(invocation, "InvalidArgument", "time out of range");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    const char *refusal = edit_refusal(&current, (gint64)arrived, (gint64)departed, now);
+    if (refusal != NULL) {
+        return_proxd_error(invocation, "InvalidArgument", refusal);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    if (!prox_store_checkin_edit(self->store, id, (gint64)arrived, (gint64)departed, now,
+                                 &error)) {
+        return_checkin_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    g_message("check-in %" G_GINT64_FORMAT " corrected", id);
+    proxd_dbus_manager1_complete_edit_check_in(object, invocation);
+    refresh_checkin(self);
+    match_checkins_now(self);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean handle_delete_check_in(ProxdDbusManager1 *object,
+                                       GDBusMethodInvocation *invocation, gint64 id)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    g_autoptr(GError) error = NULL;
+    if (refuse_unless_person(self, invocation))
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    if (!prox_store_checkin_delete(self->store, id, &error)) {
+        return_checkin_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    g_message("check-in %" G_GINT64_FORMAT " deleted", id);
+    proxd_dbus_manager1_complete_delete_check_in(object, invocation);
+    refresh_checkin(self);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean handle_get_check_ins(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
+                                     guint days)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    gint64 since = proxd_clock_now(self->clock) - (gint64)clamp_days(self, days) * 86400;
+    g_autoptr(GArray) checkins = NULL;
+    g_autoptr(GError) error = NULL;
+    if (!prox_store_load_checkins(self->store, since, &checkins, &error)) {
+        return_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+    for (guint i = 0; i < checkins->len; i++)
+        g_variant_builder_add_value(
+            &b, proxd_checkin_to_variant(&g_array_index(checkins, ProxCheckIn, i)));
+    proxd_dbus_manager1_complete_get_check_ins(object, invocation, g_variant_builder_end(&b));
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean handle_get_venue_exposures(ProxdDbusManager1 *object,
+                                           GDBusMethodInvocation *invocation, guint days)
+{
+    ProxdManager *self = PROXD_MANAGER(object);
+    gint64 now = proxd_clock_now(self->clock);
+    gint64 since_day = prox_risk_day_of(now) - (gint64)(clamp_days(self, days) - 1) * 86400;
+    g_autoptr(GArray) exposures = NULL;
+    g_autoptr(GError) error = NULL;
+    if (!prox_store_load_venue_exposures(self->store, since_day, &exposures, &error)) {
+        return_store_error(invocation, error);
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+    for (guint i = 0; i < exposures->len; i++)
+        g_variant_builder_add_value(
+            &b, proxd_venue_exposure_to_variant(&g_array_index(exposures, ProxVenueExposure, i)));
+    proxd_dbus_manager1_complete_get_venue_exposures(object, invocation, g_variant_builder_end(&b));
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -671,6 +1069,12 @@ static void proxd_manager_iface_init(ProxdDbusManager1Iface *iface)
     iface->handle_sync = handle_sync;
     iface->handle_preview_report = handle_preview_report;
     iface->handle_report = handle_report;
+    iface->handle_check_in = handle_check_in;
+    iface->handle_check_out = handle_check_out;
+    iface->handle_edit_check_in = handle_edit_check_in;
+    iface->handle_delete_check_in = handle_delete_check_in;
+    iface->handle_get_check_ins = handle_get_check_ins;
+    iface->handle_get_venue_exposures = handle_get_venue_exposures;
 }
 
 /* ---- life cycle ---- */
@@ -683,6 +1087,9 @@ void proxd_manager_start(ProxdManager *self)
     self->started = TRUE;
     proxd_manager_refresh_counts(self);
     proxd_manager_refresh_risk(self);
+    refresh_venue_count(self);
+    /* A planned departure that passed while proxd was not running checks out now. */
+    refresh_checkin(self);
     schedule_hourly(self);
     schedule_sync(self);
     bluez_advertiser_start(self->advertiser);
@@ -700,6 +1107,8 @@ void proxd_manager_shutdown(ProxdManager *self)
     g_clear_handle_id(&self->hourly_id, g_source_remove);
     g_clear_handle_id(&self->sync_id, g_source_remove);
     g_clear_handle_id(&self->refresh_id, g_source_remove);
+    g_clear_handle_id(&self->checkout_id, g_source_remove);
+    g_cancellable_cancel(self->cancellable);
     /* Advertiser first, while it can still unregister; the scanner's stop then ends the
      * holds the advertiser may still have pending. */
     bluez_advertiser_stop(self->advertiser);
@@ -715,6 +1124,12 @@ static void proxd_manager_dispose(GObject *object)
     g_clear_handle_id(&self->hourly_id, g_source_remove);
     g_clear_handle_id(&self->refresh_id, g_source_remove);
     g_clear_handle_id(&self->sync_id, g_source_remove);
+    g_clear_handle_id(&self->checkout_id, g_source_remove);
+    if (self->cancellable != NULL)
+        g_cancellable_cancel(self->cancellable);
+    g_clear_object(&self->cancellable);
+    g_clear_pointer(&self->venue_keyring, prox_export_keyring_free);
+    g_clear_pointer(&self->venue_keyring_error, g_free);
     if (self->sync != NULL)
         g_signal_handlers_disconnect_by_data(self->sync, self);
     g_clear_object(&self->sync);
@@ -743,6 +1158,27 @@ static void proxd_manager_class_init(ProxdManagerClass *klass)
 
 static void proxd_manager_init(ProxdManager *self)
 {
+    self->cancellable = g_cancellable_new();
+}
+
+/* The authority keys venue QR codes must verify against: the key lists' ([Sync] PinnedKeys).
+ * Without them check-ins are refused with the reason, the rest of proxd runs. */
+static void load_venue_keyring(ProxdManager *self, const ProxdSettings *settings)
+{
+    g_autoptr(GError) error = NULL;
+    if (settings->sync_pinned_keys == NULL || settings->sync_pinned_keys[0] == NULL) {
+        self->venue_keyring_error = g_strdup(
+            "no health authority key is pinned ([Sync] PinnedKeys): venue codes cannot be "
+            "verified");
+        return;
+    }
+    self->venue_keyring =
+        proxd_sync_keyring_load((const char *const *)settings->sync_pinned_keys, &error);
+    if (self->venue_keyring == NULL) {
+        self->venue_keyring_error = g_strdup_printf(
+            "the pinned authority keys cannot be loaded ([Sync] PinnedKeys): %s", error->message);
+        g_warning("check-ins disabled: %s", self->venue_keyring_error);
+    }
 }
 
 ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config, ProxdClock *clock,
@@ -769,6 +1205,10 @@ ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config
     proxd_dbus_manager1_set_role(iface, proxd_role_to_string(settings->role));
     proxd_dbus_manager1_set_adapter(iface, "");
     proxd_dbus_manager1_set_risk_level(iface, "unknown");
+    proxd_dbus_manager1_set_checked_in(iface, FALSE);
+    proxd_dbus_manager1_set_check_out_at(iface, 0);
+    proxd_dbus_manager1_set_venue_exposures(iface, 0);
+    load_venue_keyring(self, settings);
 
     g_signal_connect(self->watch, "changed", G_CALLBACK(on_watch_changed), self);
     g_signal_connect(self->advertiser, "notify", G_CALLBACK(on_component_changed), self);
@@ -779,6 +1219,7 @@ ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config
         self->sync = g_object_ref(sync);
         g_signal_connect(sync, "progress", G_CALLBACK(on_sync_progress), self);
         g_signal_connect(sync, "finished", G_CALLBACK(on_sync_finished), self);
+        configure_sync_venues(self);
     }
     return g_steal_pointer(&self);
 }

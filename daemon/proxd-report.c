@@ -16,7 +16,9 @@ GQuark proxd_report_error_quark(void)
 }
 
 struct _ProxdReport {
-    GArray *teks; /* ProxTek, oldest first; wiped on free */
+    GArray *teks;     /* ProxTek, oldest first; wiped on free */
+    GArray *checkins; /* ProxCheckIn offered, oldest first; wiped on free */
+    GArray *selected; /* gboolean per check-in: confirmed to be sent */
 };
 
 static gint64 day_of_interval(uint32_t enin)
@@ -64,6 +66,26 @@ ProxdReport *proxd_report_new(ProxStore *store, gint64 now, GError **error)
         sodium_memzero(report->teks->data, (size_t)drop * sizeof(ProxTek));
         g_array_remove_range(report->teks, 0, drop); /* keep the newest */
     }
+
+    report->checkins = g_array_new(FALSE, FALSE, sizeof(ProxCheckIn));
+    report->selected = g_array_new(FALSE, TRUE, sizeof(gboolean));
+    g_autoptr(GArray) checkins = NULL;
+    gint64 since = now - (gint64)PROXD_REPORT_DAYS * 86400 + PROXD_REPORT_CHECKIN_MARGIN;
+    if (!prox_store_load_checkins(store, since, &checkins, &local)) {
+        proxd_report_free(report);
+        g_set_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_STORE, "%s", local->message);
+        return NULL;
+    }
+    /* Newest first from the store: closed ones only, the newest PROXD_REPORT_MAX_CHECKINS,
+     * then oldest first like the keys. */
+    for (guint i = 0; i < checkins->len && report->checkins->len < PROXD_REPORT_MAX_CHECKINS;
+         i++) {
+        const ProxCheckIn *c = &g_array_index(checkins, ProxCheckIn, i);
+        if (c->departed > c->arrived && c->departed <= now && c->arrived >= since)
+            g_array_prepend_val(report->checkins, *c);
+    }
+    sodium_memzero(checkins->data, (size_t)checkins->len * sizeof(ProxCheckIn));
+    g_array_set_size(report->selected, report->checkins->len);
     return report;
 }
 
@@ -73,7 +95,65 @@ void proxd_report_free(ProxdReport *report)
         return;
     sodium_memzero(report->teks->data, (size_t)report->teks->len * sizeof(ProxTek));
     g_array_unref(report->teks);
+    if (report->checkins != NULL) {
+        sodium_memzero(report->checkins->data,
+                       (size_t)report->checkins->len * sizeof(ProxCheckIn));
+        g_array_unref(report->checkins);
+    }
+    if (report->selected != NULL)
+        g_array_unref(report->selected);
     g_free(report);
+}
+
+guint proxd_report_get_n_checkins(const ProxdReport *report)
+{
+    return report->checkins->len;
+}
+
+const ProxCheckIn *proxd_report_get_checkin(const ProxdReport *report, guint i)
+{
+    g_return_val_if_fail(i < report->checkins->len, NULL);
+    return &g_array_index(report->checkins, ProxCheckIn, i);
+}
+
+gboolean proxd_report_select_checkins(ProxdReport *report, const gint64 *ids, gsize n_ids,
+                                      GError **error)
+{
+    g_autoptr(GArray) chosen = g_array_new(FALSE, TRUE, sizeof(gboolean));
+    g_array_set_size(chosen, report->checkins->len);
+    for (gsize k = 0; k < n_ids; k++) {
+        gboolean found = FALSE;
+        for (guint i = 0; i < report->checkins->len && !found; i++) {
+            if (g_array_index(report->checkins, ProxCheckIn, i).id != ids[k])
+                continue;
+            found = TRUE;
+            if (g_array_index(chosen, gboolean, i)) {
+                g_set_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_CHANGED,
+                            "Check-in %" G_GINT64_FORMAT " is listed twice", ids[k]);
+                return FALSE;
+            }
+            g_array_index(chosen, gboolean, i) = TRUE;
+        }
+        if (!found) {
+            g_set_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_CHANGED,
+                        "Check-in %" G_GINT64_FORMAT
+                        " is not among the check-ins this report can send (closed, of the last "
+                        "%d days); preview again",
+                        ids[k], PROXD_REPORT_DAYS);
+            return FALSE;
+        }
+    }
+    g_array_unref(report->selected);
+    report->selected = g_steal_pointer(&chosen);
+    return TRUE;
+}
+
+guint proxd_report_get_n_selected_checkins(const ProxdReport *report)
+{
+    guint n = 0;
+    for (guint i = 0; i < report->selected->len; i++)
+        n += g_array_index(report->selected, gboolean, i) ? 1 : 0;
+    return n;
 }
 
 guint proxd_report_get_n_keys(const ProxdReport *report)
@@ -152,6 +232,28 @@ static char *body_json(const ProxdReport *report, const char *code, const char *
         sodium_memzero(key, strlen(key));
     }
     json_builder_end_array(b);
+    if (proxd_report_get_n_selected_checkins(report) > 0) {
+        json_builder_set_member_name(b, "checkins");
+        json_builder_begin_array(b);
+        for (guint i = 0; i < report->checkins->len; i++) {
+            if (!g_array_index(report->selected, gboolean, i))
+                continue;
+            const ProxCheckIn *c = &g_array_index(report->checkins, ProxCheckIn, i);
+            char hex[2 * PROX_LOCATION_ID_LEN + 1];
+            for (guint j = 0; j < PROX_LOCATION_ID_LEN; j++)
+                g_snprintf(hex + 2 * j, 3, "%02x", c->location_id[j]);
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "locationId");
+            json_builder_add_string_value(b, hex);
+            json_builder_set_member_name(b, "start");
+            json_builder_add_int_value(b, c->arrived);
+            json_builder_set_member_name(b, "end");
+            json_builder_add_int_value(b, c->departed);
+            json_builder_end_object(b);
+            sodium_memzero(hex, sizeof hex);
+        }
+        json_builder_end_array(b);
+    }
     if (padding != NULL) {
         json_builder_set_member_name(b, "padding");
         json_builder_add_string_value(b, padding);
@@ -205,6 +307,18 @@ GVariant *proxd_report_preview(const ProxdReport *report)
             &dict, "last-day", "t",
             (guint64)day_of_interval(g_array_index(report->teks, ProxTek, n - 1).rolling_start));
     }
+    GVariantBuilder checkins;
+    g_variant_builder_init(&checkins, G_VARIANT_TYPE("aa{sv}"));
+    for (guint i = 0; i < report->checkins->len; i++) {
+        const ProxCheckIn *c = &g_array_index(report->checkins, ProxCheckIn, i);
+        GVariantDict entry;
+        g_variant_dict_init(&entry, NULL);
+        g_variant_dict_insert(&entry, "id", "x", c->id);
+        g_variant_dict_insert(&entry, "arrived", "t", (guint64)MAX(c->arrived, 0));
+        g_variant_dict_insert(&entry, "departed", "t", (guint64)MAX(c->departed, 0));
+        g_variant_builder_add_value(&checkins, g_variant_dict_end(&entry));
+    }
+    g_variant_dict_insert_value(&dict, "checkins", g_variant_builder_end(&checkins));
     /* Every body has the same size (padding): say so without building one. */
     g_variant_dict_insert(&dict, "bytes", "u", (guint32)PROXD_REPORT_BODY_SIZE);
     return g_variant_dict_end(&dict);
@@ -419,7 +533,8 @@ gboolean proxd_report_send(const ProxdReport *report, const char *code,
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     /* Proxies from the environment (libcurl's default); no User-Agent, no cookies. */
 
-    g_info("sending a report of %u keys to %s", report->teks->len, options->url);
+    g_info("sending a report of %u keys and %u check-ins to %s", report->teks->len,
+           proxd_report_get_n_selected_checkins(report), options->url);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     if (rc == CURLE_OK)

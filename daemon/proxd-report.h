@@ -5,7 +5,13 @@
  *   {"code": CODE,
  *    "temporaryExposureKeys": [{"key": BASE64, "rollingStartNumber": N,
  *                               "rollingPeriod": P, "transmissionRisk": 0}, ...],
+ *    "checkins": [{"locationId": "<64 hex>", "start": ARRIVED, "end": DEPARTED}, ...],
  *    "padding": RANDOM}
+ * "checkins" (docs/venues.md §6) is there only when the person confirmed at least one: a
+ * report offers the closed check-ins that arrived within the last 14 days (less
+ * PROXD_REPORT_CHECKIN_MARGIN, so one does not age past the server's limit between preview
+ * and upload), at most the newest PROXD_REPORT_MAX_CHECKINS, and sends none of them unless
+ * proxd_report_select_checkins() picks them one by one.
  * The keys are the stored own TEKs that start no earlier than UTC midnight 14 days before
  * today (the key server's limit) and whose rolling period has ended by `now`: the key in
  * use (the one whose period contains `now`) is never sent, it is reported only after it
@@ -32,7 +38,10 @@ G_BEGIN_DECLS
 
 #define PROXD_REPORT_DAYS 14
 #define PROXD_REPORT_MAX_KEYS 30
-#define PROXD_REPORT_BODY_SIZE 4096
+/* Room for 30 keys and 60 check-ins: every body is this size, with or without them. */
+#define PROXD_REPORT_BODY_SIZE 16384
+#define PROXD_REPORT_MAX_CHECKINS 60
+#define PROXD_REPORT_CHECKIN_MARGIN 3600 /* s */
 #define PROXD_REPORT_MAX_CODE_LEN 64
 #define PROXD_REPORT_DEFAULT_CONNECT_TIMEOUT 15 /* s */
 #define PROXD_REPORT_DEFAULT_TIMEOUT 60         /* s, the whole request */
@@ -69,9 +78,19 @@ guint proxd_report_get_n_keys(const ProxdReport *report);
 void proxd_report_get_key_period(const ProxdReport *report, guint i, guint32 *rolling_start,
                                  guint32 *rolling_period);
 
+/* Check-ins offered (oldest first), and those selected to be sent. */
+guint proxd_report_get_n_checkins(const ProxdReport *report);
+const ProxCheckIn *proxd_report_get_checkin(const ProxdReport *report, guint i);
+/* Sends exactly the check-ins with these ids (n_ids 0: none). Every id must be among those
+ * offered, each once; otherwise PROXD_REPORT_ERROR_CHANGED and the selection is unchanged. */
+gboolean proxd_report_select_checkins(ProxdReport *report, const gint64 *ids, gsize n_ids,
+                                      GError **error);
+guint proxd_report_get_n_selected_checkins(const ProxdReport *report);
+
 /* The preview shown before consent: "keys" (u), "days" (at: UTC midnight of each key's
  * start, oldest first), "first-day" and "last-day" (t, absent when no keys), "bytes" (u,
- * the size of the upload). Floating GVariant a{sv}. */
+ * the size of the upload), "checkins" (aa{sv}: "id" (x), "arrived" (t), "departed" (t) of
+ * each check-in offered, oldest first). Floating GVariant a{sv}. */
 GVariant *proxd_report_preview(const ProxdReport *report);
 /* TRUE when the report holds exactly the keys whose days are `days` (as in the
  * preview's "days"), so what is sent is what the user agreed to. */

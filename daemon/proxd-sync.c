@@ -46,12 +46,14 @@ static void result_clear(gpointer p)
     g_clear_pointer(&r->failures, g_ptr_array_unref);
     g_clear_error(&r->error);
     prox_detect_result_clear(&r->detect);
+    g_clear_pointer(&r->venue_exposures, g_array_unref);
 }
 
 static ProxdSyncResult *result_new(void)
 {
     ProxdSyncResult *r = g_atomic_rc_box_new0(ProxdSyncResult);
     r->failures = g_ptr_array_new_with_free_func(failure_free);
+    r->venue_exposures = g_array_new(FALSE, FALSE, sizeof(ProxVenueExposure));
     return r;
 }
 
@@ -265,6 +267,8 @@ struct _ProxdSync {
     ProxRiskParameters risk;
     ProxCalibrationConfidence confidence;
     guint detect_threads;
+    gboolean venues_enabled;
+    ProxdVenueOptions venues;
     ProxdSyncNowFunc now_func;
     gpointer now_data;
     ProxRandomFunc random_func;
@@ -325,6 +329,7 @@ static void proxd_sync_init(ProxdSync *self)
     self->random_func = prox_random_system;
     prox_risk_parameters_default(&self->risk);
     self->confidence = PROX_CALIBRATION_LOW;
+    self->venues_enabled = TRUE;
 }
 
 /* The index URL for a configured URL: itself when it names a .txt file, else the
@@ -463,6 +468,13 @@ void proxd_sync_set_risk(ProxdSync *self, const ProxRiskParameters *params,
     self->confidence = confidence;
 }
 
+void proxd_sync_set_venues(ProxdSync *self, gboolean enabled, const ProxdVenueOptions *options)
+{
+    g_return_if_fail(PROXD_IS_SYNC(self));
+    self->venues_enabled = enabled;
+    self->venues = options != NULL ? *options : (ProxdVenueOptions){0};
+}
+
 const char *proxd_sync_get_source(ProxdSync *self)
 {
     g_return_val_if_fail(PROXD_IS_SYNC(self), NULL);
@@ -545,6 +557,8 @@ typedef struct {
     ProxdSyncRunFlags flags;
     ProxRiskParameters risk;
     ProxDetectOptions detect;
+    gboolean venues_enabled;
+    ProxdVenueOptions venues;
     ProxdSyncNowFunc now_func;
     gpointer now_data;
     gint64 now;
@@ -913,10 +927,11 @@ static void sync_file(Run *run, ProxStore *store, const char *name, gboolean *fa
         return;
     }
     gint64 batch_id = 0;
-    guint64 added = 0;
-    if (!prox_store_import_batch(store, self->url, name, run->now,
-                                 (const ProxDiagnosisKey *)(void *)export->keys->data,
-                                 export->keys->len, &batch_id, &added, &error)) {
+    guint64 added = 0, warnings_added = 0;
+    if (!prox_store_import_batch_full(
+            store, self->url, name, run->now, (const ProxDiagnosisKey *)(void *)export->keys->data,
+            export->keys->len, (const ProxVenueWarning *)(void *)export->venue_warnings->data,
+            export->venue_warnings->len, &batch_id, &added, &warnings_added, &error)) {
         g_autofree char *reason = g_strdup_printf("import failed: %s", error->message);
         add_failure(run, name, reason);
         /* A store that fails will fail the next file too. */
@@ -930,7 +945,22 @@ static void sync_file(Run *run, ProxStore *store, const char *name, gboolean *fa
     run->result->files_imported++;
     run->result->keys_read += export->keys->len;
     run->result->keys_added += added;
-    g_debug("key list %s: %u keys, %" G_GUINT64_FORMAT " new", name, export->keys->len, added);
+    run->result->warnings_read += export->venue_warnings->len;
+    run->result->warnings_added += warnings_added;
+    g_debug("key list %s: %u keys, %" G_GUINT64_FORMAT " new; %u warnings, %" G_GUINT64_FORMAT
+            " new",
+            name, export->keys->len, added, export->venue_warnings->len, warnings_added);
+}
+
+static void sync_venues(Run *run, ProxStore *store)
+{
+    if (!run->venues_enabled)
+        return;
+    g_autoptr(GError) error = NULL;
+    if (!proxd_venues_match(store, &run->venues, PROXD_VENUES_MATCH_ALL, run->now,
+                            run->result->venue_exposures, &error))
+        set_run_error(run, g_error_new(PROXD_SYNC_ERROR, PROXD_SYNC_ERROR_STORE,
+                                       "Venue matching: %s", error->message));
 }
 
 static void sync_detect(Run *run, ProxStore *store)
@@ -1011,8 +1041,10 @@ static void run_thread(GTask *task, gpointer source_object, gpointer task_data,
     }
 
     /* Also after a failure: what was imported gets matched. Not after a cancel (shutdown). */
-    if (!g_cancellable_is_cancelled(run->cancellable))
+    if (!g_cancellable_is_cancelled(run->cancellable)) {
         sync_detect(run, store);
+        sync_venues(run, store);
+    }
 
     if (r->error == NULL && r->files_failed > 0)
         r->error = g_error_new(PROXD_SYNC_ERROR, PROXD_SYNC_ERROR_INCOMPLETE,
@@ -1057,8 +1089,9 @@ static void on_run_done(GObject *source, GAsyncResult *res, gpointer user_data)
                   : r->detected && r->detect.level_rose ? "risk rose to high"
                                                         : "done");
     else if (r->complete)
-        g_message("key lists from %s: %u of %u new imported, %" G_GUINT64_FORMAT " new keys%s%s",
-                  self->url, r->files_imported, r->files_pending, r->keys_added,
+        g_message("key lists from %s: %u of %u new imported, %" G_GUINT64_FORMAT
+                  " new keys, %" G_GUINT64_FORMAT " new warnings%s%s",
+                  self->url, r->files_imported, r->files_pending, r->keys_added, r->warnings_added,
                   r->not_modified ? " (index unchanged)" : "",
                   r->detected && r->detect.level_rose ? "; risk rose to high" : "");
     else
@@ -1109,6 +1142,8 @@ void proxd_sync_run_async(ProxdSync *self, ProxdSyncRunFlags flags, GCancellable
     run->detect.params = &run->risk;
     run->detect.confidence = self->confidence;
     run->detect.n_threads = self->detect_threads;
+    run->venues_enabled = self->venues_enabled;
+    run->venues = self->venues;
     run->now_func = self->now_func;
     run->now_data = self->now_data;
     run->now = self->now_func(self->now_data);

@@ -26,7 +26,8 @@
  *      A refused index imports nothing and changes no state.
  *   3. Each listed file not yet imported (prox_store_has_batch(source, name)): download
  *      (size cap), verify (prox_export_read_bytes() against the pinned keyring), import
- *      all its keys in one transaction (prox_store_import_batch(), duplicates skipped).
+ *      all its keys and its bus/venue warnings in one transaction
+ *      (prox_store_import_batch_full(), duplicates skipped).
  *      A file that fails anywhere - HTTP error, truncated or oversized download, bad zip
  *      or signature - imports nothing, is logged with the reason, and is retried by the
  *      next run; the files after it are still tried. A transport failure that says the
@@ -34,6 +35,9 @@
  *      imported before stay.
  *   4. Detection (prox_detect_run()) when a batch was imported since the last detection or
  *      the risk options changed (prox_detect_needed()), also after a partly failed run.
+ *   5. Venue matching (proxd_venues_match(), see proxd-venues.h for what is matched when),
+ *      unless disabled (proxd_sync_set_venues()); the exposures new to the store are in
+ *      the result, for the daemon to signal.
  *
  * `file://` URLs work the same way (no ETag: an unchanged index simply names nothing new).
  * Proxies come from the environment as libcurl reads them (http_proxy, https_proxy,
@@ -53,6 +57,7 @@
 #include "prox-export.h"
 #include "prox-keys.h"
 #include "prox-store.h"
+#include "proxd-venues.h"
 
 G_BEGIN_DECLS
 
@@ -162,6 +167,9 @@ typedef struct {
     gint64 started, finished; /* unix seconds, the sync's clock */
     gboolean detected;        /* detection ran; `detect` is valid */
     ProxDetectResult detect;
+    guint64 warnings_read;   /* bus/venue warnings in the files imported */
+    guint64 warnings_added;  /* of those, new to the store */
+    GArray *venue_exposures; /* ProxVenueExposure new to the store in this run; never NULL */
 } ProxdSyncResult;
 
 ProxdSyncResult *proxd_sync_result_ref(ProxdSyncResult *result);
@@ -199,6 +207,10 @@ void proxd_sync_set_random(ProxdSync *self, ProxRandomFunc random, gpointer user
  * `params` NULL = defaults. */
 void proxd_sync_set_risk(ProxdSync *self, const ProxRiskParameters *params,
                          ProxCalibrationConfidence confidence);
+
+/* Venue matching after each run: `enabled` FALSE (a beacon) skips it; `options` NULL =
+ * defaults. Takes effect from the next run. Enabled with defaults until called. */
+void proxd_sync_set_venues(ProxdSync *self, gboolean enabled, const ProxdVenueOptions *options);
 
 /* The store source under which batches are recorded: the index URL. */
 const char *proxd_sync_get_source(ProxdSync *self);

@@ -4,6 +4,7 @@
 #include "prox-export.h"
 
 #include "export.pb-c.h"
+#include "prox-venue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,8 @@
  * times its size. The cap stops a file of tiny empty messages from costing gigabytes. */
 #define UNPACK_BUDGET_FACTOR 16
 #define UNPACK_BUDGET_SLACK ((size_t)1024 * 1024)
+/* Venue warnings per list: a real list carries a few hundred at most. */
+#define MAX_VENUE_WARNINGS 100000
 
 /* ---- small helpers ---- */
 
@@ -785,6 +788,43 @@ static GBytes *signer_sign(const ProxExportSigner *signer, const uint8_t *data, 
     return g_bytes_new_take(sig, sig_len);
 }
 
+GBytes *prox_export_signer_sign(const ProxExportSigner *signer, const uint8_t *msg, size_t len,
+                                GError **error)
+{
+    g_return_val_if_fail(signer != NULL && (msg != NULL || len == 0), NULL);
+    return signer_sign(signer, msg, len, error);
+}
+
+gboolean prox_export_keyring_verify(const ProxExportKeyring *keyring, const char *key_id,
+                                    const char *version, const uint8_t *msg, size_t msg_len,
+                                    const uint8_t *sig, size_t sig_len, GError **error)
+{
+    g_return_val_if_fail(
+        keyring != NULL && (msg != NULL || msg_len == 0) && (sig != NULL || sig_len == 0), FALSE);
+    if (!crypto_init(error))
+        return FALSE;
+    g_autofree char *id = escaped(key_id);
+    g_autofree char *ver = escaped(version);
+    gboolean pinned = FALSE;
+    if (key_id != NULL && version != NULL) {
+        for (guint k = 0; k < keyring->entries->len; k++) {
+            const KeyringEntry *entry = g_ptr_array_index(keyring->entries, k);
+            if (entry->key_id != NULL &&
+                (strcmp(entry->key_id, key_id) != 0 || strcmp(entry->version, version) != 0))
+                continue;
+            pinned = TRUE;
+            if (entry_verifies(entry, msg, msg_len, sig, sig_len))
+                return TRUE;
+        }
+    }
+    if (pinned)
+        g_set_error(error, PROX_ERROR, PROX_ERROR_SIGNATURE, "signature by %s-%s does not verify",
+                    id, ver);
+    else
+        g_set_error(error, PROX_ERROR, PROX_ERROR_SIGNATURE, "no key pinned for %s-%s", id, ver);
+    return FALSE;
+}
+
 /* ---- protobuf with a memory budget ---- */
 
 typedef struct {
@@ -829,6 +869,8 @@ void prox_export_free(ProxExport *export)
     g_free(export->region);
     if (export->keys != NULL)
         g_array_unref(export->keys);
+    if (export->venue_warnings != NULL)
+        g_array_unref(export->venue_warnings);
     g_free(export->signer_key_id);
     g_free(export->signer_key_version);
     g_free(export->signature_algorithm);
@@ -917,6 +959,72 @@ static gboolean check_batch(gboolean has_num, int32_t num, gboolean has_size, in
     return TRUE;
 }
 
+/* Decodes one field-100 warning; the fields of the other kind must be absent. */
+static gboolean warning_from_message(const VenueWarning *m, size_t index, ProxVenueWarning *out,
+                                     GError **error)
+{
+    memset(out, 0, sizeof *out);
+    if (!m->has_kind ||
+        (m->kind != VENUE_WARNING__KIND__SAME_VEHICLE && m->kind != VENUE_WARNING__KIND__VENUE)) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
+                    "venue warning %zu: kind missing or unknown", index);
+        return FALSE;
+    }
+    if (!m->has_start_timestamp || !m->has_end_timestamp ||
+        m->start_timestamp > (uint64_t)G_MAXINT64 || m->end_timestamp > (uint64_t)G_MAXINT64) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
+                    "venue warning %zu: start or end timestamp missing or out of range", index);
+        return FALSE;
+    }
+    if (!m->has_transmission_risk_level) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
+                    "venue warning %zu: transmission_risk_level missing", index);
+        return FALSE;
+    }
+    gboolean has_beacon = m->has_beacon_key_data || m->has_beacon_rolling_start_interval_number ||
+                          m->has_beacon_rolling_period;
+    if (m->kind == VENUE_WARNING__KIND__SAME_VEHICLE) {
+        if (m->has_location_hash || !m->has_beacon_key_data ||
+            m->beacon_key_data.len != PROX_KEY_LEN ||
+            !m->has_beacon_rolling_start_interval_number ||
+            m->beacon_rolling_start_interval_number < 0) {
+            g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
+                        "venue warning %zu: a same-vehicle warning needs a 16-byte beacon key "
+                        "with its rolling start, and no location hash",
+                        index);
+            return FALSE;
+        }
+        out->kind = PROX_VENUE_WARNING_SAME_VEHICLE;
+        memcpy(out->beacon_tek.key, m->beacon_key_data.data, PROX_KEY_LEN);
+        out->beacon_tek.rolling_start = (uint32_t)m->beacon_rolling_start_interval_number;
+        gint64 period =
+            m->has_beacon_rolling_period ? m->beacon_rolling_period : PROX_TEK_ROLLING_PERIOD;
+        /* Out-of-range periods are left for prox_venue_warning_check to name. */
+        out->beacon_tek.rolling_period = period < 0 ? 0 : (uint32_t)MIN(period, G_MAXINT32);
+    } else {
+        if (has_beacon || !m->has_location_hash || m->location_hash.len != PROX_LOCATION_HASH_LEN) {
+            g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
+                        "venue warning %zu: a venue warning needs a 32-byte location hash and "
+                        "no beacon key",
+                        index);
+            return FALSE;
+        }
+        out->kind = PROX_VENUE_WARNING_VENUE;
+        memcpy(out->location_hash, m->location_hash.data, PROX_LOCATION_HASH_LEN);
+    }
+    out->start = (gint64)m->start_timestamp;
+    out->end = (gint64)m->end_timestamp;
+    out->transmission_risk_level = m->transmission_risk_level;
+    g_autofree char *what = g_strdup_printf("venue warning %zu", index);
+    if (!prox_venue_warning_check(out, what, error)) {
+        /* In a file it is the content that is wrong, not a caller's argument. */
+        if (error != NULL && *error != NULL)
+            (*error)->code = PROX_ERROR_MALFORMED;
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static ProxExport *export_from_message(const TemporaryExposureKeyExport *m, GError **error)
 {
     if (!m->has_start_timestamp || !m->has_end_timestamp) {
@@ -959,6 +1067,21 @@ static ProxExport *export_from_message(const TemporaryExposureKeyExport *m, GErr
         g_array_append_val(keys, key);
     }
 
+    if (m->n_venue_warnings > MAX_VENUE_WARNINGS) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
+                    "export.bin holds %zu venue warnings, more than the limit of %d",
+                    m->n_venue_warnings, MAX_VENUE_WARNINGS);
+        return NULL;
+    }
+    g_autoptr(GArray) warnings =
+        g_array_sized_new(FALSE, FALSE, sizeof(ProxVenueWarning), (guint)m->n_venue_warnings);
+    for (size_t i = 0; i < m->n_venue_warnings; i++) {
+        ProxVenueWarning warning;
+        if (!warning_from_message(m->venue_warnings[i], i, &warning, error))
+            return NULL;
+        g_array_append_val(warnings, warning);
+    }
+
     ProxExport *export = g_new0(ProxExport, 1);
     export->start_timestamp = (gint64)m->start_timestamp;
     export->end_timestamp = (gint64)m->end_timestamp;
@@ -967,6 +1090,7 @@ static ProxExport *export_from_message(const TemporaryExposureKeyExport *m, GErr
     export->batch_size = m->batch_size;
     export->keys = g_steal_pointer(&keys);
     export->n_revised = (guint)m->n_revised_keys;
+    export->venue_warnings = g_steal_pointer(&warnings);
     return export;
 }
 
@@ -1419,10 +1543,78 @@ static gboolean check_meta(const ProxExportMeta *meta, GError **error)
                        error);
 }
 
+static int cmp_int64(gint64 a, gint64 b)
+{
+    return (a > b) - (a < b);
+}
+
+/* Content order over the fields a warning's kind writes: output never depends on input
+ * order (which would reveal the order of reports). */
+static int warning_compare(const void *a, const void *b)
+{
+    const ProxVenueWarning *x = a;
+    const ProxVenueWarning *y = b;
+    int c = cmp_int64(x->kind, y->kind);
+    if (c != 0)
+        return c;
+    if (x->kind == PROX_VENUE_WARNING_SAME_VEHICLE) {
+        c = memcmp(x->beacon_tek.key, y->beacon_tek.key, PROX_KEY_LEN);
+        if (c == 0)
+            c = cmp_int64(x->beacon_tek.rolling_start, y->beacon_tek.rolling_start);
+        if (c == 0)
+            c = cmp_int64(x->beacon_tek.rolling_period, y->beacon_tek.rolling_period);
+    } else {
+        c = memcmp(x->location_hash, y->location_hash, PROX_LOCATION_HASH_LEN);
+    }
+    if (c == 0)
+        c = cmp_int64(x->start, y->start);
+    if (c == 0)
+        c = cmp_int64(x->end, y->end);
+    if (c == 0)
+        c = cmp_int64(x->transmission_risk_level, y->transmission_risk_level);
+    return c;
+}
+
+static void warning_to_message(const ProxVenueWarning *w, VenueWarning *m)
+{
+    venue_warning__init(m);
+    m->has_kind = TRUE;
+    if (w->kind == PROX_VENUE_WARNING_SAME_VEHICLE) {
+        m->kind = VENUE_WARNING__KIND__SAME_VEHICLE;
+        m->has_beacon_key_data = TRUE;
+        m->beacon_key_data.len = PROX_KEY_LEN;
+        m->beacon_key_data.data = (uint8_t *)w->beacon_tek.key;
+        m->has_beacon_rolling_start_interval_number = TRUE;
+        m->beacon_rolling_start_interval_number = (int32_t)w->beacon_tek.rolling_start;
+        m->has_beacon_rolling_period = TRUE;
+        m->beacon_rolling_period = (int32_t)w->beacon_tek.rolling_period;
+    } else {
+        m->kind = VENUE_WARNING__KIND__VENUE;
+        m->has_location_hash = TRUE;
+        m->location_hash.len = PROX_LOCATION_HASH_LEN;
+        m->location_hash.data = (uint8_t *)w->location_hash;
+    }
+    m->has_start_timestamp = TRUE;
+    m->start_timestamp = (uint64_t)w->start;
+    m->has_end_timestamp = TRUE;
+    m->end_timestamp = (uint64_t)w->end;
+    m->has_transmission_risk_level = TRUE;
+    m->transmission_risk_level = w->transmission_risk_level;
+}
+
 GBytes *prox_export_build(const ProxExportMeta *meta, const ProxDiagnosisKey *keys, size_t n,
                           const ProxExportSigner *signer, GError **error)
 {
-    g_return_val_if_fail(meta != NULL && signer != NULL && (keys != NULL || n == 0), NULL);
+    return prox_export_build_full(meta, keys, n, NULL, 0, signer, error);
+}
+
+GBytes *prox_export_build_full(const ProxExportMeta *meta, const ProxDiagnosisKey *keys, size_t n,
+                               const ProxVenueWarning *warnings, size_t n_warnings,
+                               const ProxExportSigner *signer, GError **error)
+{
+    g_return_val_if_fail(meta != NULL && signer != NULL && (keys != NULL || n == 0) &&
+                             (warnings != NULL || n_warnings == 0),
+                         NULL);
     if (!check_meta(meta, error))
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -1431,6 +1623,26 @@ GBytes *prox_export_build(const ProxExportMeta *meta, const ProxDiagnosisKey *ke
                               k->transmission_risk_level, k->report_type,
                               PROX_ERROR_INVALID_ARGUMENT, error))
             return NULL;
+    }
+    if (n_warnings > MAX_VENUE_WARNINGS) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
+                    "%zu venue warnings are more than a list may hold (%d)", n_warnings,
+                    MAX_VENUE_WARNINGS);
+        return NULL;
+    }
+    for (size_t i = 0; i < n_warnings; i++) {
+        g_autofree char *what = g_strdup_printf("venue warning %zu", i);
+        if (!prox_venue_warning_check(&warnings[i], what, error))
+            return NULL;
+    }
+    ProxVenueWarning *sorted_warnings = g_memdup2(warnings, n_warnings * sizeof *warnings);
+    if (n_warnings > 1)
+        qsort(sorted_warnings, n_warnings, sizeof *sorted_warnings, warning_compare);
+    VenueWarning *warning_messages = g_new(VenueWarning, n_warnings);
+    VenueWarning **warning_pointers = g_new(VenueWarning *, n_warnings);
+    for (size_t i = 0; i < n_warnings; i++) {
+        warning_to_message(&sorted_warnings[i], &warning_messages[i]);
+        warning_pointers[i] = &warning_messages[i];
     }
 
     ProxDiagnosisKey *sorted = g_memdup2(keys, n * sizeof *keys);
@@ -1479,6 +1691,8 @@ GBytes *prox_export_build(const ProxExportMeta *meta, const ProxDiagnosisKey *ke
     message.signature_infos = infos;
     message.n_keys = n;
     message.keys = key_pointers;
+    message.n_venue_warnings = n_warnings;
+    message.venue_warnings = warning_pointers;
 
     GBytes *zip = NULL;
     GBytes *signature = NULL;
@@ -1526,6 +1740,9 @@ out:
     g_free(key_pointers);
     g_free(key_messages);
     g_free(sorted);
+    g_free(warning_pointers);
+    g_free(warning_messages);
+    g_free(sorted_warnings);
     return zip;
 }
 

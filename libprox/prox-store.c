@@ -11,6 +11,8 @@
 
 #include "prox-store.h"
 
+#include "prox-venue.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -113,10 +115,55 @@ static const char migration_v2[] =
     "CREATE INDEX exposure_windows_key ON exposure_windows (key_id);"
     "CREATE INDEX exposure_windows_day ON exposure_windows (day);";
 
+/* v3: buses and venues (docs/venues.md). Warnings belong to their key batch like keys do.
+ * `subject` is the beacon's key data (SAME_VEHICLE, with its rolling start/period) or the
+ * location hash (VENUE, rolling columns 0). AUTOINCREMENT: exposures name warnings by id,
+ * and a new warning must never take the id of an expired one. Exposures outlive the batch
+ * (their own retention), so warning_id is not a foreign key. At most one open check-in. */
+static const char migration_v3[] =
+    "CREATE TABLE venue_warnings ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  batch_id INTEGER NOT NULL REFERENCES key_batches (id) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+    "  subject BLOB NOT NULL CHECK (length(subject) IN (16, 32)),"
+    "  rolling_start INTEGER NOT NULL,"
+    "  rolling_period INTEGER NOT NULL,"
+    "  start_time INTEGER NOT NULL,"
+    "  end_time INTEGER NOT NULL,"
+    "  transmission_risk_level INTEGER NOT NULL,"
+    "  UNIQUE (kind, subject, rolling_start, start_time, end_time)"
+    ");"
+    "CREATE INDEX venue_warnings_batch ON venue_warnings (batch_id);"
+    "CREATE TABLE checkins ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  location_id BLOB NOT NULL CHECK (length(location_id) = 32),"
+    "  arrived INTEGER NOT NULL,"
+    "  departed INTEGER," /* NULL while checked in */
+    "  planned_departure INTEGER NOT NULL,"
+    "  CHECK (departed IS NULL OR departed >= arrived)"
+    ");"
+    "CREATE INDEX checkins_arrived ON checkins (arrived);"
+    "CREATE INDEX checkins_departed ON checkins (departed);"
+    "CREATE UNIQUE INDEX checkins_one_open ON checkins (departed IS NULL) WHERE departed IS NULL;"
+    "CREATE TABLE venue_exposures ("
+    "  id INTEGER PRIMARY KEY,"
+    "  warning_id INTEGER NOT NULL UNIQUE,"
+    "  kind INTEGER NOT NULL,"
+    "  day INTEGER NOT NULL,"
+    "  start_time INTEGER NOT NULL,"
+    "  end_time INTEGER NOT NULL,"
+    "  minutes INTEGER NOT NULL,"
+    "  transmission_risk_level INTEGER NOT NULL,"
+    "  detected_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX venue_exposures_day ON venue_exposures (day);"
+    "CREATE INDEX venue_exposures_end ON venue_exposures (end_time);";
+
 /* migrations[i] takes the schema from version i to i + 1. Append only; never edit a step. */
 static const char *const migrations[] = {
     migration_v1,
     migration_v2,
+    migration_v3,
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == PROX_STORE_SCHEMA_VERSION);
 
@@ -160,6 +207,22 @@ typedef enum {
     STMT_EXPIRE_BATCHES,
     STMT_EXPIRE_KEYS,
     STMT_EXPIRE_WINDOWS,
+    STMT_EXPIRE_CHECKINS,
+    STMT_EXPIRE_VENUE_EXPOSURES,
+    STMT_WARNING_INSERT,
+    STMT_WARNINGS_LOAD,
+    STMT_CHECKIN_CLOSE_OPEN,
+    STMT_CHECKIN_INSERT,
+    STMT_CHECKIN_OPEN,
+    STMT_CHECKIN_SET_DEPARTED,
+    STMT_CHECKIN_GET,
+    STMT_CHECKIN_UPDATE,
+    STMT_CHECKIN_DELETE,
+    STMT_CHECKINS_LOAD,
+    STMT_VENUE_EXPOSURE_INSERT,
+    STMT_VENUE_EXPOSURE_FIND,
+    STMT_VENUE_EXPOSURES_LOAD,
+    STMT_TRIP_RPIS,
     N_STMTS
 } StmtId;
 
@@ -257,10 +320,55 @@ static const char *const stmt_sql[N_STMTS] = {
     /* last_seen >= first_seen, so the first_seen bound only lets the index help. */
     [STMT_EXPIRE_SIGHTINGS] = "DELETE FROM sightings WHERE first_seen < ?1 AND last_seen < ?1",
     [STMT_EXPIRE_TEKS] = "DELETE FROM own_teks WHERE rolling_start + rolling_period < ?1",
-    /* Cascades to the batch's keys and their windows. */
+    /* Cascades to the batch's keys and their windows, and its venue warnings. */
     [STMT_EXPIRE_BATCHES] = "DELETE FROM key_batches WHERE imported_at < ?1",
     [STMT_EXPIRE_KEYS] = "DELETE FROM diagnosis_keys WHERE rolling_start + rolling_period < ?1",
     [STMT_EXPIRE_WINDOWS] = "DELETE FROM exposure_windows WHERE end_time < ?1",
+    /* Open check-ins are kept: they are the present. */
+    [STMT_EXPIRE_CHECKINS] = "DELETE FROM checkins WHERE departed IS NOT NULL AND departed < ?1",
+    [STMT_EXPIRE_VENUE_EXPOSURES] = "DELETE FROM venue_exposures WHERE end_time < ?1",
+    /* Same rule as keys: a duplicate stays with its first batch unless that batch is
+     * unfinished, then it moves here. */
+    [STMT_WARNING_INSERT] = "INSERT INTO venue_warnings (batch_id, kind, subject, rolling_start,"
+                            " rolling_period, start_time, end_time, transmission_risk_level)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                            " ON CONFLICT (kind, subject, rolling_start, start_time, end_time)"
+                            " DO UPDATE SET batch_id = excluded.batch_id,"
+                            "  rolling_period = excluded.rolling_period,"
+                            "  transmission_risk_level = excluded.transmission_risk_level"
+                            " WHERE NOT (SELECT finished FROM key_batches"
+                            "            WHERE id = venue_warnings.batch_id)",
+    [STMT_WARNINGS_LOAD] = "SELECT w.id, w.kind, w.subject, w.rolling_start, w.rolling_period,"
+                           " w.start_time, w.end_time, w.transmission_risk_level"
+                           " FROM venue_warnings w JOIN key_batches b ON b.id = w.batch_id"
+                           " WHERE b.finished AND w.batch_id > ?1 ORDER BY w.batch_id, w.id",
+    [STMT_CHECKIN_CLOSE_OPEN] = "UPDATE checkins SET departed = max(arrived, ?1)"
+                                " WHERE departed IS NULL",
+    [STMT_CHECKIN_INSERT] = "INSERT INTO checkins (location_id, arrived, planned_departure)"
+                            " VALUES (?1, ?2, ?3)",
+    [STMT_CHECKIN_OPEN] = "SELECT id, planned_departure FROM checkins WHERE departed IS NULL",
+    [STMT_CHECKIN_SET_DEPARTED] = "UPDATE checkins SET departed = max(arrived, ?2) WHERE id = ?1",
+    [STMT_CHECKIN_GET] = "SELECT arrived, departed IS NULL, planned_departure FROM checkins"
+                         " WHERE id = ?1",
+    [STMT_CHECKIN_UPDATE] = "UPDATE checkins SET arrived = ?2, departed = ?3,"
+                            " planned_departure = ?4 WHERE id = ?1",
+    [STMT_CHECKIN_DELETE] = "DELETE FROM checkins WHERE id = ?1",
+    [STMT_CHECKINS_LOAD] = "SELECT id, location_id, arrived, coalesce(departed, 0),"
+                           " planned_departure FROM checkins WHERE arrived >= ?1"
+                           " ORDER BY arrived DESC, id DESC",
+    [STMT_VENUE_EXPOSURE_INSERT] = "INSERT INTO venue_exposures (warning_id, kind, day,"
+                                   " start_time, end_time, minutes, transmission_risk_level,"
+                                   " detected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                                   " ON CONFLICT (warning_id) DO NOTHING",
+    [STMT_VENUE_EXPOSURE_FIND] = "SELECT id FROM venue_exposures WHERE warning_id = ?1",
+    [STMT_VENUE_EXPOSURES_LOAD] = "SELECT id, warning_id, kind, day, start_time, end_time,"
+                                  " minutes, transmission_risk_level, detected_at"
+                                  " FROM venue_exposures WHERE day >= ?1"
+                                  " ORDER BY day DESC, start_time DESC, id DESC",
+    [STMT_TRIP_RPIS] = "SELECT enin, count(DISTINCT rpi) FROM ("
+                       "  SELECT (first_seen - ((first_seen % 600) + 600) % 600) / 600 AS enin, rpi"
+                       "  FROM sightings WHERE first_seen >= ?1 AND first_seen < ?2)"
+                       " GROUP BY enin ORDER BY enin",
 };
 
 struct _ProxStore {
@@ -631,6 +739,8 @@ static gboolean enforce_retention_locked(ProxStore *store, gint64 now, GError **
         {STMT_EXPIRE_BATCHES, cutoff, "Expiring key batches"},
         {STMT_EXPIRE_KEYS, cutoff_enin - PROX_MATCH_TOLERANCE_INTERVALS, "Expiring diagnosis keys"},
         {STMT_EXPIRE_WINDOWS, cutoff, "Expiring exposure windows"},
+        {STMT_EXPIRE_CHECKINS, cutoff, "Expiring check-ins"},
+        {STMT_EXPIRE_VENUE_EXPOSURES, cutoff, "Expiring venue exposures"},
     };
     for (guint i = 0; i < G_N_ELEMENTS(steps); i++) {
         sqlite3_stmt *stmt = stmt_get(store, steps[i].id, error);
@@ -1175,8 +1285,8 @@ static int compare_key_ptrs(const void *a, const void *b)
            (x->tek.rolling_start < y->tek.rolling_start);
 }
 
-static gboolean add_keys_locked(ProxStore *store, gint64 batch_id, const ProxDiagnosisKey *keys,
-                                gsize n_keys, guint64 *added, GError **error)
+/* NOT_FOUND for an unknown batch, INVALID_ARGUMENT for a finished one. */
+static gboolean check_batch_unfinished(ProxStore *store, gint64 batch_id, GError **error)
 {
     sqlite3_stmt *state = stmt_get(store, STMT_BATCH_STATE, error);
     if (state == NULL)
@@ -1196,6 +1306,14 @@ static gboolean add_keys_locked(ProxStore *store, gint64 batch_id, const ProxDia
                     "Key batch %" G_GINT64_FORMAT " is already finished", batch_id);
         return FALSE;
     }
+    return TRUE;
+}
+
+static gboolean add_keys_locked(ProxStore *store, gint64 batch_id, const ProxDiagnosisKey *keys,
+                                gsize n_keys, guint64 *added, GError **error)
+{
+    if (!check_batch_unfinished(store, batch_id, error))
+        return FALSE;
     sqlite3_stmt *stmt = stmt_get(store, STMT_KEY_INSERT, error);
     if (stmt == NULL)
         return FALSE;
@@ -1552,6 +1670,546 @@ gboolean prox_store_load_exposure_windows(ProxStore *store, gint64 since_day, GA
     if (rc != SQLITE_DONE)
         return set_sqlite_error(store->db, error, "Loading exposure windows");
     *out = g_steal_pointer(&windows);
+    return TRUE;
+}
+
+/* ---- buses and venues ---- */
+
+static gboolean add_warnings_locked(ProxStore *store, gint64 batch_id,
+                                    const ProxVenueWarning *warnings, gsize n_warnings,
+                                    guint64 *added, GError **error)
+{
+    for (gsize i = 0; i < n_warnings; i++) {
+        g_autofree char *what = g_strdup_printf("Venue warning %" G_GSIZE_FORMAT, i);
+        if (!prox_venue_warning_check(&warnings[i], what, error))
+            return FALSE;
+    }
+    if (!check_batch_unfinished(store, batch_id, error))
+        return FALSE;
+    sqlite3_stmt *stmt = stmt_get(store, STMT_WARNING_INSERT, error);
+    if (stmt == NULL)
+        return FALSE;
+    guint64 n_added = 0;
+    for (gsize i = 0; i < n_warnings; i++) {
+        const ProxVenueWarning *w = &warnings[i];
+        gboolean vehicle = w->kind == PROX_VENUE_WARNING_SAME_VEHICLE;
+        sqlite3_bind_int64(stmt, 1, batch_id);
+        sqlite3_bind_int(stmt, 2, (int)w->kind);
+        if (vehicle)
+            sqlite3_bind_blob(stmt, 3, w->beacon_tek.key, PROX_KEY_LEN, SQLITE_STATIC);
+        else
+            sqlite3_bind_blob(stmt, 3, w->location_hash, PROX_LOCATION_HASH_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, vehicle ? w->beacon_tek.rolling_start : 0);
+        sqlite3_bind_int64(stmt, 5, vehicle ? w->beacon_tek.rolling_period : 0);
+        sqlite3_bind_int64(stmt, 6, w->start);
+        sqlite3_bind_int64(stmt, 7, w->end);
+        sqlite3_bind_int(stmt, 8, w->transmission_risk_level);
+        if (!stmt_exec(store, stmt, "Storing venue warnings", error))
+            return FALSE;
+        n_added += (guint64)sqlite3_changes(store->db);
+    }
+    if (added != NULL)
+        *added = n_added;
+    g_debug("Batch %" G_GINT64_FORMAT ": %" G_GUINT64_FORMAT " of %" G_GSIZE_FORMAT
+            " venue warnings new",
+            batch_id, n_added, n_warnings);
+    return TRUE;
+}
+
+gboolean prox_store_add_venue_warnings(ProxStore *store, gint64 batch_id,
+                                       const ProxVenueWarning *warnings, gsize n_warnings,
+                                       guint64 *added, GError **error)
+{
+    g_return_val_if_fail(warnings != NULL || n_warnings == 0, FALSE);
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gboolean ok = add_warnings_locked(store, batch_id, warnings, n_warnings, added, error);
+    return txn_end(store->db, ok, error);
+}
+
+gboolean prox_store_import_batch_full(ProxStore *store, const char *source, const char *name,
+                                      gint64 now, const ProxDiagnosisKey *keys, gsize n_keys,
+                                      const ProxVenueWarning *warnings, gsize n_warnings,
+                                      gint64 *batch_id, guint64 *added_keys,
+                                      guint64 *added_warnings, GError **error)
+{
+    g_return_val_if_fail(warnings != NULL || n_warnings == 0, FALSE);
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gint64 id = 0;
+    gboolean ok = add_batch_locked(store, source, name, now, &id, error) &&
+                  add_keys_locked(store, id, keys, n_keys, added_keys, error) &&
+                  add_warnings_locked(store, id, warnings, n_warnings, added_warnings, error) &&
+                  finish_batch_locked(store, id, error);
+    if (!txn_end(store->db, ok, error))
+        return FALSE;
+    if (batch_id != NULL)
+        *batch_id = id;
+    maybe_enforce_retention(store, now);
+    return TRUE;
+}
+
+gboolean prox_store_load_venue_warnings(ProxStore *store, gint64 since_batch, GArray **out,
+                                        GArray **warning_ids, GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_WARNINGS_LOAD, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, since_batch);
+    g_autoptr(GArray) warnings = g_array_new(FALSE, FALSE, sizeof(ProxVenueWarning));
+    g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint64));
+    gboolean ok = TRUE;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ProxVenueWarning w = {0};
+        gint64 id = sqlite3_column_int64(stmt, 0);
+        w.kind = (ProxVenueWarningKind)sqlite3_column_int(stmt, 1);
+        const void *subject = sqlite3_column_blob(stmt, 2);
+        int subject_len = sqlite3_column_bytes(stmt, 2);
+        if (w.kind == PROX_VENUE_WARNING_SAME_VEHICLE && subject_len == PROX_KEY_LEN) {
+            memcpy(w.beacon_tek.key, subject, PROX_KEY_LEN);
+            w.beacon_tek.rolling_start = (uint32_t)sqlite3_column_int64(stmt, 3);
+            w.beacon_tek.rolling_period = (uint32_t)sqlite3_column_int64(stmt, 4);
+        } else if (w.kind == PROX_VENUE_WARNING_VENUE && subject_len == PROX_LOCATION_HASH_LEN) {
+            memcpy(w.location_hash, subject, PROX_LOCATION_HASH_LEN);
+        } else {
+            g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
+                        "Stored venue warning %" G_GINT64_FORMAT " has kind %d and a %d-byte "
+                        "subject",
+                        id, (int)w.kind, subject_len);
+            ok = FALSE;
+            break;
+        }
+        w.start = sqlite3_column_int64(stmt, 5);
+        w.end = sqlite3_column_int64(stmt, 6);
+        w.transmission_risk_level = sqlite3_column_int(stmt, 7);
+        g_array_append_val(warnings, w);
+        g_array_append_val(ids, id);
+    }
+    stmt_done(stmt);
+    if (!ok)
+        return FALSE;
+    if (rc != SQLITE_DONE)
+        return set_sqlite_error(store->db, error, "Loading venue warnings");
+    *out = g_steal_pointer(&warnings);
+    if (warning_ids != NULL)
+        *warning_ids = g_steal_pointer(&ids);
+    return TRUE;
+}
+
+/* The open check-in, if any. */
+static gboolean find_open_checkin(ProxStore *store, gint64 *id, gint64 *planned, gboolean *found,
+                                  GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_CHECKIN_OPEN, error);
+    if (stmt == NULL)
+        return FALSE;
+    int rc = sqlite3_step(stmt);
+    *found = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(stmt, 0);
+        *planned = sqlite3_column_int64(stmt, 1);
+    }
+    stmt_done(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return set_sqlite_error(store->db, error, "Looking up the open check-in");
+    return TRUE;
+}
+
+static gboolean set_departed(ProxStore *store, gint64 id, gint64 departed, GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_CHECKIN_SET_DEPARTED, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, id);
+    sqlite3_bind_int64(stmt, 2, departed);
+    return stmt_exec(store, stmt, "Checking out", error);
+}
+
+static gboolean checkin_add_locked(ProxStore *store,
+                                   const uint8_t location_id[PROX_LOCATION_ID_LEN], gint64 arrived,
+                                   gint64 planned_departure, gint64 *id, GError **error)
+{
+    sqlite3_stmt *close_open = stmt_get(store, STMT_CHECKIN_CLOSE_OPEN, error);
+    if (close_open == NULL)
+        return FALSE;
+    sqlite3_bind_int64(close_open, 1, arrived);
+    if (!stmt_exec(store, close_open, "Closing the previous check-in", error))
+        return FALSE;
+    sqlite3_stmt *insert = stmt_get(store, STMT_CHECKIN_INSERT, error);
+    if (insert == NULL)
+        return FALSE;
+    sqlite3_bind_blob(insert, 1, location_id, PROX_LOCATION_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(insert, 2, arrived);
+    sqlite3_bind_int64(insert, 3, planned_departure);
+    if (!stmt_exec(store, insert, "Storing a check-in", error))
+        return FALSE;
+    *id = sqlite3_last_insert_rowid(store->db);
+    return TRUE;
+}
+
+gboolean prox_store_checkin_add(ProxStore *store, const uint8_t location_id[PROX_LOCATION_ID_LEN],
+                                gint64 arrived, gint64 planned_departure, gint64 *id,
+                                GError **error)
+{
+    g_return_val_if_fail(location_id != NULL, FALSE);
+    if (arrived < 0 || planned_departure <= arrived) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
+                    "Check-in: planned departure %" G_GINT64_FORMAT
+                    " is not after arrival %" G_GINT64_FORMAT,
+                    planned_departure, arrived);
+        return FALSE;
+    }
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gint64 new_id = 0;
+    gboolean ok =
+        checkin_add_locked(store, location_id, arrived, planned_departure, &new_id, error);
+    if (!txn_end(store->db, ok, error))
+        return FALSE;
+    if (id != NULL)
+        *id = new_id;
+    maybe_enforce_retention(store, arrived);
+    return TRUE;
+}
+
+/* at_planned: close at the planned departure, and only once it has passed. */
+static gboolean checkout_locked(ProxStore *store, gint64 now, gboolean at_planned, gint64 *id,
+                                gboolean *closed, GError **error)
+{
+    gint64 open_id = 0;
+    gint64 planned = 0;
+    gboolean found = FALSE;
+    if (!find_open_checkin(store, &open_id, &planned, &found, error))
+        return FALSE;
+    *closed = FALSE;
+    if (!found || (at_planned && planned > now))
+        return TRUE;
+    if (!set_departed(store, open_id, at_planned ? planned : now, error))
+        return FALSE;
+    *closed = TRUE;
+    *id = open_id;
+    return TRUE;
+}
+
+gboolean prox_store_checkin_checkout(ProxStore *store, gint64 now, gint64 *id, GError **error)
+{
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gint64 closed_id = 0;
+    gboolean closed = FALSE;
+    gboolean ok = checkout_locked(store, now, FALSE, &closed_id, &closed, error);
+    if (!txn_end(store->db, ok, error))
+        return FALSE;
+    if (!closed) {
+        g_set_error_literal(error, PROX_ERROR, PROX_ERROR_NOT_FOUND, "Not checked in anywhere");
+        return FALSE;
+    }
+    if (id != NULL)
+        *id = closed_id;
+    maybe_enforce_retention(store, now);
+    return TRUE;
+}
+
+gboolean prox_store_checkin_auto_checkout(ProxStore *store, gint64 now, gboolean *closed,
+                                          GError **error)
+{
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gint64 closed_id = 0;
+    gboolean did = FALSE;
+    gboolean ok = checkout_locked(store, now, TRUE, &closed_id, &did, error);
+    if (!txn_end(store->db, ok, error))
+        return FALSE;
+    if (did)
+        g_debug("Checked out of check-in %" G_GINT64_FORMAT " at its planned departure", closed_id);
+    if (closed != NULL)
+        *closed = did;
+    maybe_enforce_retention(store, now);
+    return TRUE;
+}
+
+static gboolean checkin_edit_locked(ProxStore *store, gint64 id, gint64 arrived, gint64 departed,
+                                    GError **error)
+{
+    sqlite3_stmt *get = stmt_get(store, STMT_CHECKIN_GET, error);
+    if (get == NULL)
+        return FALSE;
+    sqlite3_bind_int64(get, 1, id);
+    int rc = sqlite3_step(get);
+    gint64 old_arrived = 0;
+    gint64 planned = 0;
+    gboolean was_open = FALSE;
+    if (rc == SQLITE_ROW) {
+        old_arrived = sqlite3_column_int64(get, 0);
+        was_open = sqlite3_column_int(get, 1) != 0;
+        planned = sqlite3_column_int64(get, 2);
+    }
+    stmt_done(get);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return set_sqlite_error(store->db, error, "Looking up a check-in");
+    if (rc == SQLITE_DONE) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND, "No check-in %" G_GINT64_FORMAT, id);
+        return FALSE;
+    }
+    if (departed == 0 && !was_open) {
+        gint64 open_id = 0;
+        gint64 open_planned = 0;
+        gboolean found = FALSE;
+        if (!find_open_checkin(store, &open_id, &open_planned, &found, error))
+            return FALSE;
+        if (found) {
+            g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
+                        "Check-in %" G_GINT64_FORMAT
+                        " cannot be reopened: check-in %" G_GINT64_FORMAT " is open",
+                        id, open_id);
+            return FALSE;
+        }
+    }
+    /* Moving the arrival keeps the planned stay's length. */
+    planned += arrived - old_arrived;
+    sqlite3_stmt *update = stmt_get(store, STMT_CHECKIN_UPDATE, error);
+    if (update == NULL)
+        return FALSE;
+    sqlite3_bind_int64(update, 1, id);
+    sqlite3_bind_int64(update, 2, arrived);
+    if (departed != 0)
+        sqlite3_bind_int64(update, 3, departed);
+    else
+        sqlite3_bind_null(update, 3);
+    sqlite3_bind_int64(update, 4, planned);
+    return stmt_exec(store, update, "Correcting a check-in", error);
+}
+
+gboolean prox_store_checkin_edit(ProxStore *store, gint64 id, gint64 arrived, gint64 departed,
+                                 gint64 now, GError **error)
+{
+    gboolean open = departed == 0;
+    if (arrived < 0 || arrived > now || (!open && departed <= arrived)) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
+                    "Check-in times must be arrival < departure, arrival not in the future");
+        return FALSE;
+    }
+    if (!open && departed > now) {
+        g_set_error_literal(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
+                            "Check-in departure is in the future");
+        return FALSE;
+    }
+    if (!open && departed - arrived > SECONDS_PER_DAY) {
+        g_set_error_literal(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
+                            "A check-in lasts at most 24 hours");
+        return FALSE;
+    }
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gboolean ok = checkin_edit_locked(store, id, arrived, departed, error);
+    return txn_end(store->db, ok, error);
+}
+
+gboolean prox_store_checkin_delete(ProxStore *store, gint64 id, GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_CHECKIN_DELETE, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, id);
+    if (!stmt_exec(store, stmt, "Deleting a check-in", error))
+        return FALSE;
+    if (sqlite3_changes(store->db) == 0) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND, "No check-in %" G_GINT64_FORMAT, id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean prox_store_load_checkins(ProxStore *store, gint64 since, GArray **out, GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_CHECKINS_LOAD, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, since);
+    g_autoptr(GArray) checkins = g_array_new(FALSE, FALSE, sizeof(ProxCheckIn));
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ProxCheckIn c = {0};
+        c.id = sqlite3_column_int64(stmt, 0);
+        /* The schema's CHECK guarantees 32 bytes; never read past a shorter blob. */
+        if (sqlite3_column_bytes(stmt, 1) == PROX_LOCATION_ID_LEN)
+            memcpy(c.location_id, sqlite3_column_blob(stmt, 1), PROX_LOCATION_ID_LEN);
+        c.arrived = sqlite3_column_int64(stmt, 2);
+        c.departed = sqlite3_column_int64(stmt, 3);
+        c.planned_departure = sqlite3_column_int64(stmt, 4);
+        g_array_append_val(checkins, c);
+    }
+    stmt_done(stmt);
+    if (rc != SQLITE_DONE)
+        return set_sqlite_error(store->db, error, "Loading check-ins");
+    *out = g_steal_pointer(&checkins);
+    return TRUE;
+}
+
+static gboolean save_venue_exposure_locked(ProxStore *store, ProxVenueExposure *e, gboolean *is_new,
+                                           GError **error)
+{
+    sqlite3_stmt *insert = stmt_get(store, STMT_VENUE_EXPOSURE_INSERT, error);
+    if (insert == NULL)
+        return FALSE;
+    sqlite3_bind_int64(insert, 1, e->warning_id);
+    sqlite3_bind_int(insert, 2, (int)e->kind);
+    sqlite3_bind_int64(insert, 3, e->day);
+    sqlite3_bind_int64(insert, 4, e->start);
+    sqlite3_bind_int64(insert, 5, e->end);
+    sqlite3_bind_int64(insert, 6, e->minutes);
+    sqlite3_bind_int(insert, 7, e->transmission_risk_level);
+    sqlite3_bind_int64(insert, 8, e->detected_at);
+    if (!stmt_exec(store, insert, "Storing a venue exposure", error))
+        return FALSE;
+    if (sqlite3_changes(store->db) > 0) {
+        *is_new = TRUE;
+        e->id = sqlite3_last_insert_rowid(store->db);
+        return TRUE;
+    }
+    *is_new = FALSE;
+    sqlite3_stmt *find = stmt_get(store, STMT_VENUE_EXPOSURE_FIND, error);
+    if (find == NULL)
+        return FALSE;
+    sqlite3_bind_int64(find, 1, e->warning_id);
+    return stmt_query_int(store, find, &e->id, NULL, "Looking up a venue exposure", error);
+}
+
+gboolean prox_store_save_venue_exposure(ProxStore *store, ProxVenueExposure *exposure,
+                                        gboolean *is_new, GError **error)
+{
+    g_return_val_if_fail(exposure != NULL, FALSE);
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gboolean fresh = FALSE;
+    gboolean ok = save_venue_exposure_locked(store, exposure, &fresh, error);
+    if (!txn_end(store->db, ok, error))
+        return FALSE;
+    if (is_new != NULL)
+        *is_new = fresh;
+    return TRUE;
+}
+
+gboolean prox_store_load_venue_exposures(ProxStore *store, gint64 since_day, GArray **out,
+                                         GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_VENUE_EXPOSURES_LOAD, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, since_day);
+    g_autoptr(GArray) exposures = g_array_new(FALSE, FALSE, sizeof(ProxVenueExposure));
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ProxVenueExposure e = {
+            .id = sqlite3_column_int64(stmt, 0),
+            .warning_id = sqlite3_column_int64(stmt, 1),
+            .kind = (ProxVenueWarningKind)sqlite3_column_int(stmt, 2),
+            .day = sqlite3_column_int64(stmt, 3),
+            .start = sqlite3_column_int64(stmt, 4),
+            .end = sqlite3_column_int64(stmt, 5),
+            .minutes = (guint)sqlite3_column_int64(stmt, 6),
+            .transmission_risk_level = sqlite3_column_int(stmt, 7),
+            .detected_at = sqlite3_column_int64(stmt, 8),
+        };
+        g_array_append_val(exposures, e);
+    }
+    stmt_done(stmt);
+    if (rc != SQLITE_DONE)
+        return set_sqlite_error(store->db, error, "Loading venue exposures");
+    *out = g_steal_pointer(&exposures);
+    return TRUE;
+}
+
+/* ---- beacon trip log ---- */
+
+static ProxTripInterval *trip_interval(GArray *intervals, GHashTable *index, uint32_t enin)
+{
+    gpointer pos = NULL;
+    if (g_hash_table_lookup_extended(index, GUINT_TO_POINTER(enin), NULL, &pos))
+        return &g_array_index(intervals, ProxTripInterval, GPOINTER_TO_UINT(pos));
+    ProxTripInterval fresh = {.interval = enin};
+    g_hash_table_insert(index, GUINT_TO_POINTER(enin), GUINT_TO_POINTER(intervals->len));
+    g_array_append_val(intervals, fresh);
+    return &g_array_index(intervals, ProxTripInterval, intervals->len - 1);
+}
+
+static int trip_interval_compare(gconstpointer a, gconstpointer b)
+{
+    const ProxTripInterval *x = a;
+    const ProxTripInterval *y = b;
+    return (x->interval > y->interval) - (x->interval < y->interval);
+}
+
+/* Adds the seconds of [from, to) to the intervals it covers; a zero-length (open) scan
+ * still marks its interval as in service. */
+static void trip_cover(GArray *intervals, GHashTable *index, gint64 from, gint64 to)
+{
+    uint32_t enin = prox_interval_number(from);
+    for (;;) {
+        gint64 begin = prox_interval_start(enin);
+        gint64 covered = MIN(to, begin + PROX_INTERVAL_SECONDS) - MAX(from, begin);
+        ProxTripInterval *t = trip_interval(intervals, index, enin);
+        t->scan_seconds += (guint)MAX(covered, 0);
+        if (begin + PROX_INTERVAL_SECONDS >= to)
+            break;
+        enin++;
+    }
+}
+
+gboolean prox_store_load_trip_log(ProxStore *store, gint64 since, gint64 until, GArray **out,
+                                  GError **error)
+{
+    g_autoptr(GArray) intervals = g_array_new(FALSE, FALSE, sizeof(ProxTripInterval));
+    if (until <= since) {
+        *out = g_steal_pointer(&intervals);
+        return TRUE;
+    }
+    g_autoptr(GArray) scans = NULL;
+    if (!prox_store_load_scan_instances(store, since, until, &scans, error))
+        return FALSE;
+    g_autoptr(GHashTable) index = g_hash_table_new(g_direct_hash, g_direct_equal);
+    /* Scans are in start order: merge overlaps so no second is counted twice. */
+    gboolean have = FALSE;
+    gint64 seg_from = 0;
+    gint64 seg_to = 0;
+    for (guint i = 0; i < scans->len; i++) {
+        const ProxScanInstance *scan = &g_array_index(scans, ProxScanInstance, i);
+        gint64 from = MAX(scan->start, since);
+        gint64 to = MIN(MAX(scan->end, scan->start), until);
+        if (to < from)
+            to = from;
+        if (from >= until)
+            continue;
+        if (have && from <= seg_to) {
+            seg_to = MAX(seg_to, to);
+            continue;
+        }
+        if (have)
+            trip_cover(intervals, index, seg_from, seg_to);
+        have = TRUE;
+        seg_from = from;
+        seg_to = to;
+    }
+    if (have)
+        trip_cover(intervals, index, seg_from, seg_to);
+
+    sqlite3_stmt *stmt = stmt_get(store, STMT_TRIP_RPIS, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, since);
+    sqlite3_bind_int64(stmt, 2, until);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ProxTripInterval *t =
+            trip_interval(intervals, index, (uint32_t)sqlite3_column_int64(stmt, 0));
+        t->distinct_rpis = (guint)sqlite3_column_int64(stmt, 1);
+    }
+    stmt_done(stmt);
+    if (rc != SQLITE_DONE)
+        return set_sqlite_error(store->db, error, "Loading the trip log");
+    g_array_sort(intervals, trip_interval_compare);
+    *out = g_steal_pointer(&intervals);
     return TRUE;
 }
 

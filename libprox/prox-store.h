@@ -24,7 +24,7 @@ G_BEGIN_DECLS
 #define PROX_STORE_DEFAULT_BUSY_TIMEOUT_MS 5000
 #define PROX_STORE_DEFAULT_CACHE_KIB 16384
 /* Schema version this code writes (PRAGMA user_version). */
-#define PROX_STORE_SCHEMA_VERSION 2
+#define PROX_STORE_SCHEMA_VERSION 3
 
 typedef struct _ProxStore ProxStore;
 

@@ -1,6 +1,7 @@
 /* test-export.c - key-list files: the GAEN sample, tampering, round trips, limits, prox-tool. */
 #include "prox-export.h"
 #include "prox-hex.h"
+#include "prox-venue.h"
 
 #include "export.pb-c.h"
 
@@ -1548,6 +1549,438 @@ static void test_tool(void)
     g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
+/* ---- venue warnings (field 100, docs/venues.md §4) ---- */
+
+static ProxVenueWarning test_warning(guint which)
+{
+    ProxVenueWarning w = {0};
+    /* Beacon TEK of 2020-05-23 (ENIN 2650464), windows that day. */
+    const gint64 day = (gint64)2650464 * PROX_INTERVAL_SECONDS;
+    if (which % 2 == 0) {
+        w.kind = PROX_VENUE_WARNING_SAME_VEHICLE;
+        for (guint i = 0; i < PROX_KEY_LEN; i++)
+            w.beacon_tek.key[i] = (guint8)(0x40 + which * 3 + i);
+        w.beacon_tek.rolling_start = 2650464;
+        w.beacon_tek.rolling_period = 144;
+    } else {
+        w.kind = PROX_VENUE_WARNING_VENUE;
+        for (guint i = 0; i < PROX_LOCATION_HASH_LEN; i++)
+            w.location_hash[i] = (guint8)(0x90 - which * 5 + i);
+    }
+    w.start = day + 3600 * (gint64)(which + 1);
+    w.end = w.start + 1800;
+    w.transmission_risk_level = (int32_t)(which % 8) + 1;
+    return w;
+}
+
+static gboolean warning_equal(const ProxVenueWarning *a, const ProxVenueWarning *b)
+{
+    return a->kind == b->kind && a->start == b->start && a->end == b->end &&
+           a->transmission_risk_level == b->transmission_risk_level &&
+           memcmp(&a->beacon_tek, &b->beacon_tek, sizeof a->beacon_tek) == 0 &&
+           memcmp(a->location_hash, b->location_hash, sizeof a->location_hash) == 0;
+}
+
+static void test_venue_round_trip(void)
+{
+    g_autoptr(ProxExportSigner) signer = test_ed25519_signer();
+    g_autoptr(ProxExportKeyring) keyring = test_ed25519_keyring();
+    g_autoptr(GError) error = NULL;
+    ProxVenueWarning warnings[5];
+    for (guint i = 0; i < G_N_ELEMENTS(warnings); i++)
+        warnings[i] = test_warning(i);
+
+    g_autoptr(GBytes) zip =
+        prox_export_build_full(&round_trip_meta, round_trip_keys, G_N_ELEMENTS(round_trip_keys),
+                               warnings, G_N_ELEMENTS(warnings), signer, &error);
+    g_assert_no_error(error);
+    g_autoptr(ProxExport) export = read_ok(zip, keyring);
+    assert_round_trip(export);
+    g_assert_nonnull(export->venue_warnings);
+    g_assert_cmpuint(export->venue_warnings->len, ==, G_N_ELEMENTS(warnings));
+    /* Every warning came back exactly, in a content order (kind first). */
+    for (guint i = 0; i < G_N_ELEMENTS(warnings); i++) {
+        guint found = 0;
+        for (guint j = 0; j < export->venue_warnings->len; j++)
+            found += warning_equal(&warnings[i],
+                                   &g_array_index(export->venue_warnings, ProxVenueWarning, j));
+        g_assert_cmpuint(found, ==, 1);
+    }
+    for (guint j = 1; j < export->venue_warnings->len; j++)
+        g_assert_cmpint(g_array_index(export->venue_warnings, ProxVenueWarning, j - 1).kind, <=,
+                        g_array_index(export->venue_warnings, ProxVenueWarning, j).kind);
+    /* A venue warning reads back without beacon fields, and vice versa. */
+    const ProxVenueWarning *last =
+        &g_array_index(export->venue_warnings, ProxVenueWarning, export->venue_warnings->len - 1);
+    g_assert_cmpint(last->kind, ==, PROX_VENUE_WARNING_VENUE);
+    g_assert_cmpuint(last->beacon_tek.rolling_period, ==, 0);
+
+    /* Input order does not show in the output. */
+    ProxVenueWarning reversed[G_N_ELEMENTS(warnings)];
+    for (guint i = 0; i < G_N_ELEMENTS(warnings); i++)
+        reversed[i] = warnings[G_N_ELEMENTS(warnings) - 1 - i];
+    g_autoptr(GBytes) again =
+        prox_export_build_full(&round_trip_meta, round_trip_keys, G_N_ELEMENTS(round_trip_keys),
+                               reversed, G_N_ELEMENTS(reversed), signer, &error);
+    g_assert_no_error(error);
+    g_assert_true(g_bytes_equal(zip, again));
+
+    /* Warnings without keys; no warnings at all reads as an empty array. */
+    g_autoptr(GBytes) only =
+        prox_export_build_full(&round_trip_meta, NULL, 0, warnings, 1, signer, &error);
+    g_assert_no_error(error);
+    g_autoptr(ProxExport) only_export = read_ok(only, keyring);
+    g_assert_cmpuint(only_export->keys->len, ==, 0);
+    g_assert_cmpuint(only_export->venue_warnings->len, ==, 1);
+    g_autoptr(GBytes) plain = prox_export_build(&round_trip_meta, round_trip_keys,
+                                                G_N_ELEMENTS(round_trip_keys), signer, &error);
+    g_autoptr(GBytes) plain_full = prox_export_build_full(
+        &round_trip_meta, round_trip_keys, G_N_ELEMENTS(round_trip_keys), NULL, 0, signer, &error);
+    g_assert_true(g_bytes_equal(plain, plain_full));
+    g_autoptr(ProxExport) plain_export = read_ok(plain, keyring);
+    g_assert_nonnull(plain_export->venue_warnings);
+    g_assert_cmpuint(plain_export->venue_warnings->len, ==, 0);
+
+    /* The GAEN sample has none (and a non-NULL array), verified or not. */
+    g_autoptr(ProxExportKeyring) sample = sample_keyring();
+    g_autoptr(GBytes) sample_bytes = sample_zip();
+    g_autoptr(ProxExport) gaen = read_ok(sample_bytes, sample);
+    g_assert_nonnull(gaen->venue_warnings);
+    g_assert_cmpuint(gaen->venue_warnings->len, ==, 0);
+    g_autoptr(ProxExport) gaen_unverified = NULL;
+    gsize sample_len = 0;
+    const guint8 *sample_data = g_bytes_get_data(sample_bytes, &sample_len);
+    g_assert_true(
+        prox_export_read_bytes_unverified(sample_data, sample_len, &gaen_unverified, &error));
+    g_assert_nonnull(gaen_unverified->venue_warnings);
+    g_assert_cmpuint(gaen_unverified->venue_warnings->len, ==, 0);
+}
+
+/* The signature covers field 100: a changed warning byte fails it. */
+static void test_venue_tampered(void)
+{
+    g_autoptr(ProxExportSigner) signer = test_ed25519_signer();
+    g_autoptr(ProxExportKeyring) keyring = test_ed25519_keyring();
+    g_autoptr(GError) error = NULL;
+    ProxVenueWarning w = test_warning(1);
+    g_autoptr(GBytes) zip =
+        prox_export_build_full(&round_trip_meta, NULL, 0, &w, 1, signer, &error);
+    g_assert_no_error(error);
+    g_autoptr(GBytes) bin = unzip_entry(zip, "export.bin");
+    g_autoptr(GBytes) sig = unzip_entry(zip, "export.sig");
+    gsize len = 0;
+    const guint8 *data = g_bytes_get_data(bin, &len);
+    /* Find the location hash and the risk level in the bytes. */
+    const guint8 *hash = memmem(data, len, w.location_hash, sizeof w.location_hash);
+    g_assert_nonnull(hash);
+    gsize at = (gsize)(hash - data);
+    for (gsize pos = at; pos < len; pos++) {
+        g_autofree guint8 *copy = g_memdup2(data, len);
+        copy[pos] ^= 0x01;
+        g_autoptr(GBytes) flipped = g_bytes_new_take(g_steal_pointer(&copy), len);
+        g_autoptr(GBytes) flipped_zip = pack(flipped, sig);
+        assert_read_fails(flipped_zip, keyring, -1, NULL);
+        if (pos < at + sizeof w.location_hash)
+            assert_read_fails(flipped_zip, keyring, PROX_ERROR_SIGNATURE, NULL);
+    }
+    /* Unverified inspection sees the changed hash: the rejection above is the signature. */
+    g_autofree guint8 *copy = g_memdup2(data, len);
+    copy[at] ^= 0x01;
+    g_autoptr(GBytes) flipped = g_bytes_new_take(g_steal_pointer(&copy), len);
+    g_autoptr(GBytes) flipped_zip = pack(flipped, sig);
+    g_autoptr(ProxExport) unverified = NULL;
+    gsize zlen = 0;
+    const guint8 *zdata = g_bytes_get_data(flipped_zip, &zlen);
+    g_assert_true(prox_export_read_bytes_unverified(zdata, zlen, &unverified, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(unverified->venue_warnings->len, ==, 1);
+    g_assert_cmpuint(
+        g_array_index(unverified->venue_warnings, ProxVenueWarning, 0).location_hash[0], ==,
+        w.location_hash[0] ^ 0x01);
+}
+
+typedef void (*WarningMutation)(VenueWarning *m);
+
+static guint8 warning_key[PROX_KEY_LEN] = {0x51, 0x52};
+static guint8 warning_hash[33] = {0x61, 0x62};
+
+static void warning_message_init(VenueWarning *m, gboolean vehicle)
+{
+    venue_warning__init(m);
+    m->has_kind = TRUE;
+    if (vehicle) {
+        m->kind = VENUE_WARNING__KIND__SAME_VEHICLE;
+        m->has_beacon_key_data = TRUE;
+        m->beacon_key_data.data = warning_key;
+        m->beacon_key_data.len = PROX_KEY_LEN;
+        m->has_beacon_rolling_start_interval_number = TRUE;
+        m->beacon_rolling_start_interval_number = 2650464;
+    } else {
+        m->kind = VENUE_WARNING__KIND__VENUE;
+        m->has_location_hash = TRUE;
+        m->location_hash.data = warning_hash;
+        m->location_hash.len = PROX_LOCATION_HASH_LEN;
+    }
+    m->has_start_timestamp = TRUE;
+    m->start_timestamp = (uint64_t)2650464 * 600 + 7200;
+    m->has_end_timestamp = TRUE;
+    m->end_timestamp = m->start_timestamp + 1800;
+    m->has_transmission_risk_level = TRUE;
+    m->transmission_risk_level = 3;
+}
+
+static void wm_risk_0(VenueWarning *m)
+{
+    m->transmission_risk_level = 0;
+}
+static void wm_risk_9(VenueWarning *m)
+{
+    m->transmission_risk_level = 9;
+}
+static void wm_no_risk(VenueWarning *m)
+{
+    m->has_transmission_risk_level = FALSE;
+}
+static void wm_end_is_start(VenueWarning *m)
+{
+    m->end_timestamp = m->start_timestamp;
+}
+static void wm_end_before_start(VenueWarning *m)
+{
+    m->end_timestamp = m->start_timestamp - 1;
+}
+static void wm_over_24h(VenueWarning *m)
+{
+    m->end_timestamp = m->start_timestamp + 86401;
+}
+static void wm_no_start(VenueWarning *m)
+{
+    m->has_start_timestamp = FALSE;
+}
+static void wm_huge_end(VenueWarning *m)
+{
+    m->end_timestamp = UINT64_MAX;
+}
+static void wm_period_0(VenueWarning *m)
+{
+    m->has_beacon_rolling_period = TRUE;
+    m->beacon_rolling_period = 0;
+}
+static void wm_period_145(VenueWarning *m)
+{
+    m->has_beacon_rolling_period = TRUE;
+    m->beacon_rolling_period = 145;
+}
+static void wm_period_negative(VenueWarning *m)
+{
+    m->has_beacon_rolling_period = TRUE;
+    m->beacon_rolling_period = -1;
+}
+static void wm_start_negative(VenueWarning *m)
+{
+    m->beacon_rolling_start_interval_number = -5;
+}
+static void wm_no_rolling_start(VenueWarning *m)
+{
+    m->has_beacon_rolling_start_interval_number = FALSE;
+}
+static void wm_outside_tek(VenueWarning *m)
+{
+    m->beacon_rolling_start_interval_number = 2650464 + 144;
+}
+static void wm_key_15(VenueWarning *m)
+{
+    m->beacon_key_data.len = 15;
+}
+static void wm_vehicle_with_hash(VenueWarning *m)
+{
+    m->has_location_hash = TRUE;
+    m->location_hash.data = warning_hash;
+    m->location_hash.len = PROX_LOCATION_HASH_LEN;
+}
+static void wm_kind_unknown(VenueWarning *m)
+{
+    m->kind = VENUE_WARNING__KIND__UNKNOWN_KIND;
+}
+static void wm_kind_3(VenueWarning *m)
+{
+    m->kind = (VenueWarning__Kind)3;
+}
+static void wm_no_kind(VenueWarning *m)
+{
+    m->has_kind = FALSE;
+}
+static void wm_hash_31(VenueWarning *m)
+{
+    m->location_hash.len = 31;
+}
+static void wm_hash_33(VenueWarning *m)
+{
+    m->location_hash.len = 33;
+}
+static void wm_venue_with_key(VenueWarning *m)
+{
+    m->has_beacon_key_data = TRUE;
+    m->beacon_key_data.data = warning_key;
+    m->beacon_key_data.len = PROX_KEY_LEN;
+}
+
+/* One invalid warning rejects the whole list, keys included. */
+static void test_venue_invalid(void)
+{
+    g_autoptr(ProxExportKeyring) keyring = test_ed25519_keyring();
+    struct {
+        const char *name;
+        gboolean vehicle;
+        WarningMutation mutate;
+    } cases[] = {
+        {"risk 0", FALSE, wm_risk_0},
+        {"risk 9", TRUE, wm_risk_9},
+        {"no risk", FALSE, wm_no_risk},
+        {"end == start", FALSE, wm_end_is_start},
+        {"end < start", TRUE, wm_end_before_start},
+        {"over 24 h", FALSE, wm_over_24h},
+        {"no start", FALSE, wm_no_start},
+        {"huge end", FALSE, wm_huge_end},
+        {"period 0", TRUE, wm_period_0},
+        {"period 145", TRUE, wm_period_145},
+        {"period -1", TRUE, wm_period_negative},
+        {"rolling start negative", TRUE, wm_start_negative},
+        {"no rolling start", TRUE, wm_no_rolling_start},
+        {"window outside the TEK", TRUE, wm_outside_tek},
+        {"key 15 bytes", TRUE, wm_key_15},
+        {"vehicle with a hash", TRUE, wm_vehicle_with_hash},
+        {"kind unknown", FALSE, wm_kind_unknown},
+        {"kind 3", FALSE, wm_kind_3},
+        {"no kind", TRUE, wm_no_kind},
+        {"hash 31 bytes", FALSE, wm_hash_31},
+        {"hash 33 bytes", FALSE, wm_hash_33},
+        {"venue with a key", FALSE, wm_venue_with_key},
+    };
+    TemporaryExposureKey keys[1];
+    TemporaryExposureKey *key_ptrs[1];
+    key_message_init(&keys[0], 0);
+    for (gint c = -1; c < (gint)G_N_ELEMENTS(cases); c++) {
+        TemporaryExposureKeyExport m;
+        export_message_init(&m, key_ptrs, keys, 1);
+        /* A good warning of each kind, then the mutated one. */
+        VenueWarning w[3];
+        VenueWarning *w_ptrs[3] = {&w[0], &w[1], &w[2]};
+        warning_message_init(&w[0], TRUE);
+        warning_message_init(&w[1], FALSE);
+        warning_message_init(&w[2], c >= 0 ? cases[c].vehicle : TRUE);
+        if (c >= 0)
+            cases[c].mutate(&w[2]);
+        m.n_venue_warnings = 3;
+        m.venue_warnings = w_ptrs;
+        g_autoptr(GBytes) zip = signed_zip(&m);
+        if (c < 0) {
+            /* The frame itself is fine: each failure below is its mutation. */
+            g_autoptr(ProxExport) export = read_ok(zip, keyring);
+            g_assert_cmpuint(export->venue_warnings->len, ==, 3);
+            g_assert_cmpuint(export->keys->len, ==, 1);
+            const ProxVenueWarning *v = &g_array_index(export->venue_warnings, ProxVenueWarning, 0);
+            g_assert_cmpint(v->kind, ==, PROX_VENUE_WARNING_SAME_VEHICLE);
+            g_assert_cmpuint(v->beacon_tek.rolling_period, ==, 144); /* proto default */
+            g_assert_cmpuint(v->beacon_tek.rolling_start, ==, 2650464);
+            g_assert_cmpint(v->transmission_risk_level, ==, 3);
+            continue;
+        }
+        if (g_test_verbose())
+            g_printerr("invalid warning: %s\n", cases[c].name);
+        assert_read_fails(zip, keyring, PROX_ERROR_MALFORMED, "venue warning 2");
+        assert_read_fails(zip, NULL, PROX_ERROR_MALFORMED, "venue warning 2");
+    }
+}
+
+static void test_venue_writer_rejects(void)
+{
+    g_autoptr(ProxExportSigner) signer = test_ed25519_signer();
+    ProxVenueWarning bad[6];
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+        bad[i] = test_warning(i);
+    bad[0].transmission_risk_level = 0;
+    bad[1].end = bad[1].start;
+    bad[2].beacon_tek.rolling_period = 145;
+    bad[3].end = bad[3].start + 86401;
+    bad[4].start = bad[4].end = 0;
+    bad[5].kind = (ProxVenueWarningKind)7;
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        ProxVenueWarning list[2] = {test_warning(7), bad[i]};
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) zip =
+            prox_export_build_full(&round_trip_meta, NULL, 0, list, 2, signer, &error);
+        g_assert_null(zip);
+        g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+        g_assert_nonnull(strstr(error->message, "venue warning 1"));
+    }
+}
+
+static void test_raw_sign_verify(void)
+{
+    g_autoptr(ProxExportSigner) signer = test_ed25519_signer();
+    g_autoptr(ProxExportKeyring) keyring = test_ed25519_keyring();
+    g_autoptr(GError) error = NULL;
+    const guint8 msg[] = "a venue descriptor";
+    g_autoptr(GBytes) sig = prox_export_signer_sign(signer, msg, sizeof msg, &error);
+    g_assert_no_error(error);
+    gsize sig_len = 0;
+    const guint8 *sig_data = g_bytes_get_data(sig, &sig_len);
+    g_assert_cmpuint(sig_len, ==, 64);
+    g_assert_true(prox_export_keyring_verify(keyring, TEST_KEY_ID, TEST_KEY_VERSION, msg,
+                                             sizeof msg, sig_data, sig_len, &error));
+    g_assert_no_error(error);
+    /* Independent check with libsodium. */
+    guint8 pk[PROX_ED25519_PUBLIC_KEY_LEN];
+    guint8 sk[PROX_ED25519_SECRET_KEY_LEN];
+    test_ed25519_keypair(pk, sk);
+    g_assert_cmpint(crypto_sign_verify_detached(sig_data, msg, sizeof msg, pk), ==, 0);
+
+    g_assert_false(prox_export_keyring_verify(keyring, TEST_KEY_ID, TEST_KEY_VERSION, msg,
+                                              sizeof msg - 1, sig_data, sig_len, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_SIGNATURE);
+    g_clear_error(&error);
+    g_assert_false(prox_export_keyring_verify(keyring, TEST_KEY_ID, TEST_KEY_VERSION, msg,
+                                              sizeof msg, sig_data, sig_len - 1, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_SIGNATURE);
+    g_clear_error(&error);
+    g_assert_false(prox_export_keyring_verify(keyring, "other", TEST_KEY_VERSION, msg, sizeof msg,
+                                              sig_data, sig_len, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_SIGNATURE);
+    g_assert_nonnull(strstr(error->message, "no key pinned"));
+    g_clear_error(&error);
+    g_assert_false(prox_export_keyring_verify(keyring, NULL, NULL, msg, sizeof msg, sig_data,
+                                              sig_len, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_SIGNATURE);
+    g_clear_error(&error);
+
+    /* ECDSA: DER signatures, checked against a pinned PEM key. */
+    g_autofree char *private_pem = NULL;
+    g_autofree char *public_pem = NULL;
+    ecdsa_keypair_pem("P-256", &private_pem, &public_pem);
+    g_autoptr(ProxExportSigner) ecdsa =
+        prox_export_signer_new_ecdsa_pem("ec", "1", private_pem, strlen(private_pem), &error);
+    g_assert_no_error(error);
+    g_autoptr(GBytes) ec_sig = prox_export_signer_sign(ecdsa, msg, sizeof msg, &error);
+    g_assert_no_error(error);
+    g_autoptr(ProxExportKeyring) ec_ring = prox_export_keyring_new();
+    g_assert_true(
+        prox_export_keyring_add_pem(ec_ring, "ec", "1", public_pem, strlen(public_pem), &error));
+    gsize ec_len = 0;
+    const guint8 *ec_data = g_bytes_get_data(ec_sig, &ec_len);
+    g_assert_true(
+        prox_export_keyring_verify(ec_ring, "ec", "1", msg, sizeof msg, ec_data, ec_len, &error));
+    g_assert_no_error(error);
+    g_assert_false(prox_export_keyring_verify(ec_ring, "ec", "1", msg, sizeof msg - 1, ec_data,
+                                              ec_len, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_SIGNATURE);
+    g_clear_error(&error);
+    /* The Ed25519 signature does not pass the ECDSA key, nor the reverse. */
+    g_assert_false(
+        prox_export_keyring_verify(ec_ring, "ec", "1", msg, sizeof msg, sig_data, sig_len, &error));
+    g_clear_error(&error);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1568,5 +2001,10 @@ int main(int argc, char **argv)
     g_test_add_func("/export/container", test_container);
     g_test_add_func("/export/key-files", test_key_files);
     g_test_add_func("/export/tool", test_tool);
+    g_test_add_func("/export/venue/round-trip", test_venue_round_trip);
+    g_test_add_func("/export/venue/tampered", test_venue_tampered);
+    g_test_add_func("/export/venue/invalid", test_venue_invalid);
+    g_test_add_func("/export/venue/writer-rejects", test_venue_writer_rejects);
+    g_test_add_func("/export/venue/raw-sign-verify", test_raw_sign_verify);
     return g_test_run();
 }

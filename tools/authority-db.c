@@ -69,6 +69,48 @@ static const char *const migrations[] = {
     /* publish asks for unpublished keys whose period has ended, oldest end first */
     "CREATE INDEX keys_unpublished ON keys (rolling_start + rolling_period) WHERE run_id IS NULL;"
     "CREATE INDEX keys_run ON keys (run_id) WHERE run_id IS NOT NULL;",
+    /* 1 -> 2: buses and venues (docs/venues.md) */
+    "CREATE TABLE venues ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  type INTEGER NOT NULL,"
+    "  stay_minutes INTEGER NOT NULL,"
+    "  location_id BLOB NOT NULL UNIQUE CHECK (length(location_id) = 32),"
+    "  key_id TEXT NOT NULL,"
+    "  key_version TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    /* subject: the beacon's TEK (SAME_VEHICLE) or the location hash (VENUE) */
+    "CREATE TABLE venue_warnings ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+    "  subject BLOB NOT NULL CHECK (length(subject) IN (16, 32)),"
+    "  rolling_start INTEGER NOT NULL,"
+    "  rolling_period INTEGER NOT NULL,"
+    "  start_ts INTEGER NOT NULL,"
+    "  end_ts INTEGER NOT NULL CHECK (end_ts > start_ts),"
+    "  transmission_risk INTEGER NOT NULL CHECK (transmission_risk BETWEEN 1 AND 8),"
+    "  imported_at INTEGER NOT NULL,"
+    "  run_id INTEGER REFERENCES publish_runs (id) ON DELETE CASCADE," /* NULL: unpublished */
+    "  UNIQUE (kind, subject, start_ts, end_ts)"
+    ");"
+    "CREATE INDEX venue_warnings_run ON venue_warnings (run_id);"
+    /* check-ins reported with keys; published as VENUE warnings */
+    "CREATE TABLE checkins ("
+    "  id INTEGER PRIMARY KEY,"
+    "  location_id BLOB NOT NULL CHECK (length(location_id) = 32),"
+    "  start_ts INTEGER NOT NULL,"
+    "  end_ts INTEGER NOT NULL CHECK (end_ts > start_ts),"
+    "  report_type INTEGER NOT NULL CHECK (report_type BETWEEN 0 AND 4),"
+    "  uploaded_at INTEGER NOT NULL,"
+    "  source INTEGER NOT NULL,"
+    "  run_id INTEGER REFERENCES publish_runs (id) ON DELETE CASCADE," /* NULL: unpublished */
+    "  UNIQUE (location_id, start_ts, end_ts)"
+    ");"
+    "CREATE INDEX checkins_run ON checkins (run_id);"
+    "ALTER TABLE publish_runs ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE export_files ADD COLUMN warning_count INTEGER NOT NULL DEFAULT 0;",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == AUTHORITY_DB_SCHEMA_VERSION);
 

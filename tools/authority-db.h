@@ -3,7 +3,9 @@
  *
  * Tables: codes (keyed hashes of one-time codes, their onset day, report type, expiry and
  * use), keys (uploaded and imported keys, with the publish run that published them),
- * publish_runs and export_files (what publish has written). Keys are never linked to the
+ * publish_runs and export_files (what publish has written); since schema 2 also venues
+ * (registered QR venues), venue_warnings (imported bus/venue warnings) and checkins (venue
+ * check-ins reported with keys), see authority-venue.h. Keys are never linked to the
  * code they came with: the authority knows who got which code, and must not learn whose keys
  * are whose.
  *
@@ -26,7 +28,7 @@
 
 G_BEGIN_DECLS
 
-#define AUTHORITY_DB_SCHEMA_VERSION 1
+#define AUTHORITY_DB_SCHEMA_VERSION 2
 
 typedef struct _AuthorityDb AuthorityDb;
 

@@ -3,6 +3,8 @@
 
 #include "authority-ingest.h"
 
+#include "authority-venue.h"
+
 #include <string.h>
 
 /* Uploads stored in one transaction at most: bounds how long one commit holds the lock. */
@@ -42,6 +44,27 @@ static gboolean unavailable(GError **error, GError *cause)
 gboolean authority_ingest_upload(AuthorityDb *db, const AuthorityUpload *upload, gint64 now,
                                  guint *inserted, GError **error)
 {
+    guint checkins = 0;
+    return authority_ingest_upload_full(db, upload, now, inserted, &checkins, error);
+}
+
+/* Check-ins of an upload (the field may be NULL for uploads built in code). */
+static gboolean store_checkins(AuthorityDb *db, const AuthorityUpload *upload,
+                               ProxReportType report_type, gint64 now, AuthorityKeySource source,
+                               guint *inserted, GError **error)
+{
+    *inserted = 0;
+    if (upload->checkins == NULL || upload->checkins->len == 0)
+        return TRUE;
+    return authority_checkins_insert(db, (const AuthorityCheckin *)upload->checkins->data,
+                                     upload->checkins->len, report_type, now, source, inserted,
+                                     error);
+}
+
+gboolean authority_ingest_upload_full(AuthorityDb *db, const AuthorityUpload *upload, gint64 now,
+                                      guint *inserted, guint *checkins_inserted, GError **error)
+{
+    *checkins_inserted = 0;
     g_return_val_if_fail(upload->code != NULL, FALSE);
     GError *local = NULL;
     AuthorityCodeState state = AUTHORITY_CODE_UNKNOWN;
@@ -57,14 +80,18 @@ gboolean authority_ingest_upload(AuthorityDb *db, const AuthorityUpload *upload,
         keys[i].has_days_since_onset = TRUE;
         keys[i].days_since_onset = authority_days_since_onset(&keys[i].tek, code_case.onset_day);
     }
-    if (!authority_db_keys_insert(db, keys, n, now, AUTHORITY_KEY_SOURCE_UPLOAD, inserted, &local))
+    if (!authority_db_keys_insert(db, keys, n, now, AUTHORITY_KEY_SOURCE_UPLOAD, inserted,
+                                  &local) ||
+        !store_checkins(db, upload, code_case.report_type, now, AUTHORITY_KEY_SOURCE_UPLOAD,
+                        checkins_inserted, &local))
         return unavailable(error, local);
     return TRUE;
 }
 
 gboolean authority_ingest_import(AuthorityDb *db, const AuthorityUpload *upload,
                                  ProxReportType default_type, gboolean has_onset, gint64 onset_day,
-                                 gint64 now, guint *inserted, GError **error)
+                                 gint64 now, guint *inserted, guint *checkins_inserted,
+                                 GError **error)
 {
     guint n = upload->keys->len;
     g_autofree ProxDiagnosisKey *keys = g_memdup2(upload->keys->data, n * sizeof *keys);
@@ -79,6 +106,8 @@ gboolean authority_ingest_import(AuthorityDb *db, const AuthorityUpload *upload,
     if (!authority_db_exec(db, "BEGIN IMMEDIATE", error))
         return FALSE;
     if (!authority_db_keys_insert(db, keys, n, now, AUTHORITY_KEY_SOURCE_IMPORT, inserted, error) ||
+        !store_checkins(db, upload, default_type, now, AUTHORITY_KEY_SOURCE_IMPORT,
+                        checkins_inserted, error) ||
         !authority_db_exec(db, "COMMIT", error)) {
         sqlite3_exec(authority_db_sqlite(db), "ROLLBACK", NULL, NULL, NULL);
         return FALSE;
@@ -94,6 +123,7 @@ typedef struct {
     AuthorityIngestDone done;
     gpointer user_data;
     guint inserted;
+    guint checkins;
     GError *error;
 } Job;
 
@@ -109,7 +139,7 @@ static Job stop_sentinel;
 static gboolean job_deliver(gpointer data)
 {
     Job *job = data;
-    job->done(job->inserted, job->error, job->user_data);
+    job->done(job->inserted, job->checkins, job->error, job->user_data);
     g_clear_error(&job->error);
     authority_upload_free(job->upload);
     g_free(job);
@@ -122,6 +152,7 @@ static void batch_fail(GPtrArray *batch, const GError *cause)
     for (guint i = 0; i < batch->len; i++) {
         Job *job = batch->pdata[i];
         job->inserted = 0;
+        job->checkins = 0;
         g_clear_error(&job->error);
         g_set_error_literal(&job->error, AUTHORITY_REJECT, AUTHORITY_REJECT_UNAVAILABLE,
                             "the server cannot store keys right now; try again later");
@@ -139,11 +170,13 @@ static void batch_store(AuthorityDb *db, GPtrArray *batch)
         Job *job = batch->pdata[i];
         if (!authority_db_exec(db, "SAVEPOINT upload", &error))
             break;
-        if (authority_ingest_upload(db, job->upload, job->now, &job->inserted, &job->error)) {
+        if (authority_ingest_upload_full(db, job->upload, job->now, &job->inserted,
+                                         &job->checkins, &job->error)) {
             if (!authority_db_exec(db, "RELEASE upload", &error))
                 break;
         } else {
             job->inserted = 0;
+            job->checkins = 0;
             if (!authority_db_exec(db, "ROLLBACK TO upload; RELEASE upload", &error))
                 break;
         }

@@ -19,18 +19,26 @@ G_BEGIN_DECLS
  * roll back. */
 gboolean authority_ingest_upload(AuthorityDb *db, const AuthorityUpload *upload, gint64 now,
                                  guint *inserted, GError **error);
+/* The same; *checkins_inserted counts the upload's venue check-ins not stored before (they
+ * are stored with the code's report type, published as VENUE warnings). */
+gboolean authority_ingest_upload_full(AuthorityDb *db, const AuthorityUpload *upload, gint64 now,
+                                      guint *inserted, guint *checkins_inserted, GError **error);
 
-/* The authority's own keys, in a transaction of their own. A key's reportType defaults to
- * default_type; its days since onset, when absent, is computed from onset_day if has_onset. */
+/* The authority's own keys (and check-ins, if the file has any), in a transaction of their
+ * own. A key's reportType defaults to default_type; its days since onset, when absent, is
+ * computed from onset_day if has_onset. Check-ins get default_type. */
 gboolean authority_ingest_import(AuthorityDb *db, const AuthorityUpload *upload,
                                  ProxReportType default_type, gboolean has_onset, gint64 onset_day,
-                                 gint64 now, guint *inserted, GError **error);
+                                 gint64 now, guint *inserted, guint *checkins_inserted,
+                                 GError **error);
 
 typedef struct _AuthorityIngest AuthorityIngest;
 
 /* Called in the GMainContext given to authority_ingest_new(), once per submitted upload:
- * error is NULL on success, else an AUTHORITY_REJECT error. */
-typedef void (*AuthorityIngestDone)(guint inserted, const GError *error, gpointer user_data);
+ * error is NULL on success, else an AUTHORITY_REJECT error. inserted counts new keys,
+ * checkins new check-ins. */
+typedef void (*AuthorityIngestDone)(guint inserted, guint checkins, const GError *error,
+                                    gpointer user_data);
 
 /* Starts the writer thread with its own connection to the database at db_path. */
 AuthorityIngest *authority_ingest_new(const char *db_path, GMainContext *context, GError **error);

@@ -4,6 +4,7 @@
 #include "authority-publish.h"
 
 #include "authority-fs.h"
+#include "authority-venue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -139,6 +140,8 @@ static gboolean retention(AuthorityDb *db, const AuthorityPublishOptions *option
             goto fail;
         }
     }
+    if (!authority_warnings_retention(db, cutoff, error))
+        goto fail;
     if (authority_db_exec(db, "COMMIT", error))
         return TRUE;
 fail:
@@ -215,7 +218,9 @@ static GArray *padded_keys(const GArray *real, guint min_keys, guint jitter, gui
 {
     guint n = real->len;
     guint target = min_keys + (jitter > 0 ? randombytes_uniform(jitter + 1) : 0);
-    *padding = n < target ? target - n : 0;
+    /* Fakes copy a real key's fields: a run with warnings only has none to copy (and no
+     * reporter's key count to hide). */
+    *padding = n > 0 && n < target ? target - n : 0;
     guint total = n + *padding;
     GArray *all = g_array_sized_new(FALSE, FALSE, sizeof(ProxDiagnosisKey), total);
     g_array_append_vals(all, real->data, n);
@@ -256,6 +261,7 @@ typedef struct {
     char *name;
     int32_t batch_num;
     guint keys;
+    guint warnings;
     gint64 bytes;
 } WrittenFile;
 
@@ -267,8 +273,8 @@ static void written_file_clear(gpointer data)
 /* Steps 3-4 for a non-empty set of pending keys. */
 static gboolean publish_run(AuthorityDb *db, const char *out_dir,
                             const AuthorityPublishOptions *options, const ProxExportSigner *signer,
-                            gint64 now, Pending *pending, AuthorityPublishResult *result,
-                            GError **error)
+                            gint64 now, Pending *pending, AuthorityPendingWarnings *warnings,
+                            AuthorityPublishResult *result, GError **error)
 {
     gint64 run_id = 0;
     if (!query_int(db, "SELECT coalesce(max(id), 0) + 1 FROM publish_runs", &run_id, error))
@@ -277,7 +283,9 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
     g_autoptr(GArray) all = padded_keys(pending->keys, (guint)options->min_keys,
                                         (guint)options->padding_jitter, &padding);
     guint per_file = (guint)options->max_keys_per_file;
-    guint n_files = (all->len + per_file - 1) / per_file;
+    /* A run with warnings only still writes one file. */
+    guint n_files = MAX((all->len + per_file - 1) / per_file, 1);
+    guint n_warnings = warnings->warnings->len;
     if (n_files > AUTHORITY_PUBLISH_MAX_FILES_PER_RUN) {
         g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
                     "%u keys need %u files of %u keys; at most %d files per run", all->len, n_files,
@@ -289,7 +297,7 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
     g_array_set_clear_func(written, written_file_clear);
     for (guint b = 0; b < n_files; b++) {
         guint first = b * per_file;
-        guint count = MIN(per_file, all->len - first);
+        guint count = first < all->len ? MIN(per_file, all->len - first) : 0;
         ProxExportMeta meta = {
             .start_timestamp = MIN(pending->first_upload, now),
             .end_timestamp = now,
@@ -297,17 +305,32 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
             .batch_num = (int32_t)b + 1,
             .batch_size = (int32_t)n_files,
         };
+        /* Warnings go into the run's first file: devices read every file of the index. */
+        guint file_warnings = b == 0 ? n_warnings : 0;
         WrittenFile file = {
             .name = g_strdup_printf("%010" G_GINT64_FORMAT "-%08" G_GINT64_FORMAT "-%04u.zip", now,
                                     run_id, b + 1),
             .batch_num = meta.batch_num,
             .keys = count,
+            .warnings = file_warnings,
         };
         g_autofree char *path = g_build_filename(out_dir, file.name, NULL);
         g_array_append_val(written, file);
-        if (!prox_export_write(path, &meta, &g_array_index(all, ProxDiagnosisKey, first), count,
-                               signer, error))
-            goto fail;
+        const ProxDiagnosisKey *file_keys =
+            count > 0 ? &g_array_index(all, ProxDiagnosisKey, first) : NULL;
+        if (file_warnings == 0) {
+            if (!prox_export_write(path, &meta, file_keys, count, signer, error))
+                goto fail;
+        } else {
+            g_autoptr(GBytes) zip = prox_export_build_full(
+                &meta, file_keys, count, (const ProxVenueWarning *)warnings->warnings->data,
+                file_warnings, signer, error);
+            gsize zip_len = 0;
+            const char *zip_data = zip != NULL ? g_bytes_get_data(zip, &zip_len) : NULL;
+            if (zip == NULL ||
+                !authority_write_file_atomic(path, zip_data, zip_len, 0644, error))
+                goto fail;
+        }
         struct stat st;
         if (stat(path, &st) != 0) {
             g_set_error(error, PROX_ERROR, PROX_ERROR_IO, "%s: %s", path, g_strerror(errno));
@@ -323,7 +346,7 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
     sqlite3_stmt *stmt = authority_db_statement(
         db,
         "INSERT INTO publish_runs (id, created_at, start_timestamp, end_timestamp, region, "
-        "real_keys, padding_keys) VALUES (?1, ?2, ?3, ?2, ?4, ?5, ?6)",
+        "real_keys, padding_keys, warnings) VALUES (?1, ?2, ?3, ?2, ?4, ?5, ?6, ?7)",
         error);
     if (stmt == NULL)
         goto rollback;
@@ -334,6 +357,7 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
                       SQLITE_TRANSIENT);
     sqlite3_bind_int64(stmt, 5, pending->keys->len);
     sqlite3_bind_int64(stmt, 6, padding);
+    sqlite3_bind_int64(stmt, 7, n_warnings);
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE) {
@@ -342,7 +366,8 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
     }
     stmt = authority_db_statement(db,
                                   "INSERT INTO export_files (name, run_id, batch_num, batch_size, "
-                                  "key_count, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                  "key_count, bytes, warning_count) "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                                   error);
     if (stmt == NULL)
         goto rollback;
@@ -355,6 +380,7 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
         sqlite3_bind_int(stmt, 4, (int)n_files);
         sqlite3_bind_int64(stmt, 5, f->keys);
         sqlite3_bind_int64(stmt, 6, f->bytes);
+        sqlite3_bind_int64(stmt, 7, f->warnings);
         if (sqlite3_step(stmt) != SQLITE_DONE) {
             sqlite3_reset(stmt);
             authority_db_fail(db, "recording a file", error);
@@ -387,9 +413,12 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
                     sqlite3_changes(authority_db_sqlite(db)), pending->keys->len);
         goto rollback;
     }
+    if (!authority_warnings_mark_published(db, warnings, run_id, error))
+        goto rollback;
     if (!authority_db_exec(db, "COMMIT", error))
         goto rollback;
     result->files_written = written->len;
+    result->warnings = n_warnings;
     result->real_keys = pending->keys->len;
     result->padding_keys = padding;
     return TRUE;
@@ -505,6 +534,7 @@ gboolean authority_publish(AuthorityDb *db, const char *out_dir,
 
     gboolean ok = FALSE;
     Pending pending = {0};
+    AuthorityPendingWarnings warnings = {0};
     g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     gint64 last_run = 0;
     if (!query_int(db, "SELECT coalesce(max(created_at), 0) FROM publish_runs", &last_run, error))
@@ -517,10 +547,12 @@ gboolean authority_publish(AuthorityDb *db, const char *out_dir,
         goto out;
     }
     if (!retention(db, options, now, error) ||
-        !pending_load(db, now, options->embargo, &pending, error))
+        !pending_load(db, now, options->embargo, &pending, error) ||
+        !authority_warnings_pending(db, now, options->embargo, options->keep_days, &warnings,
+                                    error))
         goto out;
-    if (pending.keys->len > 0 &&
-        !publish_run(db, out_dir, options, signer, now, &pending, result, error))
+    if ((pending.keys->len > 0 || warnings.warnings->len > 0) &&
+        !publish_run(db, out_dir, options, signer, now, &pending, &warnings, result, error))
         goto out;
     if (!index_update(db, out_dir, names, &result->index_written, error) ||
         !sweep(out_dir, names, &result->files_removed, error))
@@ -529,6 +561,7 @@ gboolean authority_publish(AuthorityDb *db, const char *out_dir,
 out:
     if (pending.keys != NULL)
         g_array_unref(pending.keys);
+    authority_pending_warnings_clear(&warnings);
     close(lock); /* releases the lock */
     return ok;
 }

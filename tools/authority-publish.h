@@ -21,8 +21,13 @@
  * A crash at any point leaves an index that names only complete files; the next run
  * repairs the rest. With nothing new, a run changes nothing.
  *
- * A run with no publishable keys writes no file: padding hides how many keys a file has,
- * not whether anyone reported since the last run.
+ * A run with no publishable keys and no publishable warnings writes no file: padding hides
+ * how many keys a file has, not whether anyone reported since the last run.
+ *
+ * Venue warnings (authority-venue.h: imported ones and reported check-ins) are signed into
+ * the run's first file (export field 100) and marked published in the same transaction as
+ * the keys. A run with warnings but no keys writes one file without keys (and no padding:
+ * fakes copy real keys' fields).
  */
 #pragma once
 
@@ -66,6 +71,7 @@ typedef struct {
     guint files_written;
     guint real_keys;
     guint padding_keys;
+    guint warnings; /* venue warnings signed into the run's first file */
     guint files_removed;
     gboolean index_written;
 } AuthorityPublishResult;

@@ -4,7 +4,9 @@
 #include "authority-upload.h"
 
 #include "authority-code.h"
+#include "gaen-keys-json.h"
 #include "prox-export.h"
+#include "prox-hex.h"
 
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -41,6 +43,14 @@ static const RejectInfo reject_info[] = {
     [AUTHORITY_REJECT_INVALID_CODE] = {"invalid_code", 403},
     [AUTHORITY_REJECT_CODE_EXPIRED] = {"code_expired", 410},
     [AUTHORITY_REJECT_CODE_USED] = {"code_used", 409},
+    [AUTHORITY_REJECT_BAD_CHECKINS] = {"bad_checkins", 400},
+    [AUTHORITY_REJECT_TOO_MANY_CHECKINS] = {"too_many_checkins", 400},
+    [AUTHORITY_REJECT_BAD_CHECKIN] = {"bad_checkin", 400},
+    [AUTHORITY_REJECT_BAD_LOCATION_ID] = {"bad_location_id", 400},
+    [AUTHORITY_REJECT_BAD_CHECKIN_TIME] = {"bad_checkin_time", 400},
+    [AUTHORITY_REJECT_CHECKIN_IN_FUTURE] = {"checkin_in_future", 400},
+    [AUTHORITY_REJECT_CHECKIN_TOO_OLD] = {"checkin_too_old", 400},
+    [AUTHORITY_REJECT_DUPLICATE_CHECKIN] = {"duplicate_checkin", 400},
     [AUTHORITY_REJECT_UNAVAILABLE] = {"unavailable", 503},
 };
 
@@ -76,27 +86,19 @@ void authority_upload_free(AuthorityUpload *upload)
     g_free(upload->code);
     if (upload->keys != NULL)
         g_array_unref(upload->keys);
+    if (upload->checkins != NULL)
+        g_array_unref(upload->checkins);
     g_free(upload);
 }
 
-static const char *const gaen_report_names[] = {
-    "UNKNOWN", "CONFIRMED_TEST", "CONFIRMED_CLINICAL_DIAGNOSIS", "SELF_REPORT", "RECURSIVE",
-};
+gboolean authority_report_type_parse(const char *name, ProxReportType *out)
+{
+    return gaen_report_type_parse_case(name, out);
+}
+
 static const char *const cli_report_names[] = {
     NULL, "confirmed-test", "clinical", "self-report", "recursive",
 };
-
-gboolean authority_report_type_parse(const char *name, ProxReportType *out)
-{
-    for (guint t = PROX_REPORT_CONFIRMED_TEST; t <= PROX_REPORT_RECURSIVE; t++) {
-        if (g_ascii_strcasecmp(name, gaen_report_names[t]) == 0 ||
-            g_ascii_strcasecmp(name, cli_report_names[t]) == 0) {
-            *out = (ProxReportType)t;
-            return TRUE;
-        }
-    }
-    return FALSE;
-}
 
 const char *authority_report_type_cli_name(ProxReportType type)
 {
@@ -111,122 +113,26 @@ int32_t authority_days_since_onset(const ProxTek *tek, gint64 onset_day)
     return (int32_t)CLAMP(key_day - onset_day, AUTHORITY_DSOS_MIN, AUTHORITY_DSOS_MAX);
 }
 
-/* Strict base64 of exactly 16 bytes: 22 alphabet characters and "==". */
-static gboolean key_base64_decode(const char *b64, uint8_t out[PROX_KEY_LEN])
-{
-    if (strlen(b64) != 24 || strcmp(b64 + 22, "==") != 0)
-        return FALSE;
-    for (size_t i = 0; i < 22; i++) {
-        if (!g_ascii_isalnum(b64[i]) && b64[i] != '+' && b64[i] != '/')
-            return FALSE;
-    }
-    gsize len = 0;
-    g_autofree guchar *data = g_base64_decode(b64, &len);
-    if (len != PROX_KEY_LEN)
-        return FALSE;
-    memcpy(out, data, PROX_KEY_LEN);
-    return TRUE;
-}
-
-/* An integer member of key `index`: absent gives `fallback` unless required; present must be
- * a JSON integer in [min, max]. `reason` is the rejection for a bad value. */
-static gboolean key_int(JsonObject *object, guint index, const char *field, gboolean required,
-                        gint64 fallback, gint64 min, gint64 max, AuthorityRejectReason reason,
-                        gint64 *out, GError **error)
-{
-    JsonNode *node = json_object_get_member(object, field);
-    if (node == NULL || JSON_NODE_HOLDS_NULL(node)) {
-        if (required) {
-            g_set_error(error, AUTHORITY_REJECT, reason, "key %u: %s is missing", index, field);
-            return FALSE;
-        }
-        *out = fallback;
-        return TRUE;
-    }
-    if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64) {
-        g_set_error(error, AUTHORITY_REJECT, reason, "key %u: %s is not an integer", index, field);
-        return FALSE;
-    }
-    gint64 v = json_node_get_int(node);
-    if (v < min || v > max) {
-        g_set_error(error, AUTHORITY_REJECT, reason,
-                    "key %u: %s %" G_GINT64_FORMAT " is outside %" G_GINT64_FORMAT
-                    "..%" G_GINT64_FORMAT,
-                    index, field, v, min, max);
-        return FALSE;
-    }
-    *out = v;
-    return TRUE;
-}
-
-static gboolean key_report_type(JsonObject *object, guint index, ProxReportType *out,
-                                GError **error)
-{
-    JsonNode *node = json_object_get_member(object, "reportType");
-    if (node != NULL && JSON_NODE_HOLDS_VALUE(node) &&
-        json_node_get_value_type(node) == G_TYPE_STRING) {
-        const char *name = json_node_get_string(node);
-        if (g_ascii_strcasecmp(name, "UNKNOWN") == 0) {
-            *out = PROX_REPORT_UNKNOWN;
-            return TRUE;
-        }
-        if (!authority_report_type_parse(name, out)) {
-            g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_REPORT_TYPE,
-                        "key %u: reportType is not one of UNKNOWN, CONFIRMED_TEST, "
-                        "CONFIRMED_CLINICAL_DIAGNOSIS, SELF_REPORT, RECURSIVE",
-                        index);
-            return FALSE;
-        }
-        return TRUE;
-    }
-    /* REVOKED is left out: revising published keys is not supported. */
-    gint64 v = 0;
-    if (!key_int(object, index, "reportType", FALSE, PROX_REPORT_UNKNOWN, PROX_REPORT_UNKNOWN,
-                 PROX_REPORT_RECURSIVE, AUTHORITY_REJECT_BAD_REPORT_TYPE, &v, error))
-        return FALSE;
-    *out = (ProxReportType)v;
-    return TRUE;
-}
-
-static gboolean key_parse(JsonNode *node, guint index, ProxDiagnosisKey *key, GError **error)
-{
-    if (!JSON_NODE_HOLDS_OBJECT(node)) {
-        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_KEY,
-                    "key %u is not a JSON object", index);
-        return FALSE;
-    }
-    JsonObject *object = json_node_get_object(node);
-    memset(key, 0, sizeof *key);
-    JsonNode *data = json_object_get_member(object, "key");
-    if (data == NULL || !JSON_NODE_HOLDS_VALUE(data) ||
-        json_node_get_value_type(data) != G_TYPE_STRING ||
-        !key_base64_decode(json_node_get_string(data), key->tek.key)) {
-        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_KEY_DATA,
-                    "key %u: key is missing or not the base64 of 16 bytes", index);
-        return FALSE;
-    }
-    gint64 start = 0;
-    gint64 period = 0;
-    gint64 risk = 0;
-    gint64 dsos = 0;
-    if (!key_int(object, index, "rollingStartNumber", TRUE, 0, 0, G_MAXINT32,
-                 AUTHORITY_REJECT_BAD_ROLLING_START, &start, error) ||
-        !key_int(object, index, "rollingPeriod", FALSE, PROX_TEK_ROLLING_PERIOD, 1,
-                 PROX_MAX_ROLLING_PERIOD, AUTHORITY_REJECT_BAD_ROLLING_PERIOD, &period, error) ||
-        !key_int(object, index, "transmissionRisk", FALSE, 0, 0, PROX_EXPORT_MAX_TRANSMISSION_RISK,
-                 AUTHORITY_REJECT_BAD_TRANSMISSION_RISK, &risk, error) ||
-        !key_report_type(object, index, &key->report_type, error) ||
-        !key_int(object, index, "daysSinceOnsetOfSymptoms", FALSE, 0, AUTHORITY_DSOS_MIN,
-                 AUTHORITY_DSOS_MAX, AUTHORITY_REJECT_BAD_DAYS_SINCE_ONSET, &dsos, error))
-        return FALSE;
-    key->tek.rolling_start = (uint32_t)start;
-    key->tek.rolling_period = (uint32_t)period;
-    key->transmission_risk_level = (int32_t)risk;
-    JsonNode *dsos_node = json_object_get_member(object, "daysSinceOnsetOfSymptoms");
-    key->has_days_since_onset = dsos_node != NULL && !JSON_NODE_HOLDS_NULL(dsos_node);
-    key->days_since_onset = (int32_t)dsos;
-    return TRUE;
-}
+/* Uploads: every problem has its own reason; members other than the key's fields are
+ * ignored (devices pad); REVOKED is left out (revising published keys is not supported). */
+static const GaenKeysJsonPolicy upload_policy = {
+    .codes =
+        {
+            [GAEN_KEYS_JSON_BAD_KEY] = AUTHORITY_REJECT_BAD_KEY,
+            [GAEN_KEYS_JSON_BAD_KEY_DATA] = AUTHORITY_REJECT_BAD_KEY_DATA,
+            [GAEN_KEYS_JSON_BAD_ROLLING_START] = AUTHORITY_REJECT_BAD_ROLLING_START,
+            [GAEN_KEYS_JSON_BAD_ROLLING_PERIOD] = AUTHORITY_REJECT_BAD_ROLLING_PERIOD,
+            [GAEN_KEYS_JSON_BAD_TRANSMISSION_RISK] = AUTHORITY_REJECT_BAD_TRANSMISSION_RISK,
+            [GAEN_KEYS_JSON_BAD_REPORT_TYPE] = AUTHORITY_REJECT_BAD_REPORT_TYPE,
+            [GAEN_KEYS_JSON_BAD_DAYS_SINCE_ONSET] = AUTHORITY_REJECT_BAD_DAYS_SINCE_ONSET,
+        },
+    .allow_revoked = FALSE,
+    .reject_unknown_members = FALSE,
+    .null_is_absent = TRUE,
+    .cli_report_names = TRUE,
+    .days_since_onset_min = AUTHORITY_DSOS_MIN,
+    .days_since_onset_max = AUTHORITY_DSOS_MAX,
+};
 
 gboolean authority_upload_check_keys(const ProxDiagnosisKey *keys, size_t n, gint64 now,
                                      GError **error)
@@ -276,6 +182,104 @@ gboolean authority_upload_check_keys(const ProxDiagnosisKey *keys, size_t n, gin
         }
     }
     return TRUE;
+}
+
+/* ---- Check-ins (docs/venues.md §6) ---- */
+
+static gboolean checkin_time(JsonObject *object, guint index, const char *field, gint64 *out,
+                             GError **error)
+{
+    JsonNode *node = json_object_get_member(object, field);
+    if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) ||
+        json_node_get_value_type(node) != G_TYPE_INT64) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_CHECKIN_TIME,
+                    "checkin %u: %s is missing or not an integer (unix seconds)", index, field);
+        return FALSE;
+    }
+    *out = json_node_get_int(node);
+    return TRUE;
+}
+
+static gboolean checkin_parse(JsonNode *node, guint index, gint64 now, AuthorityCheckin *checkin,
+                              GError **error)
+{
+    if (!JSON_NODE_HOLDS_OBJECT(node)) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_CHECKIN,
+                    "checkin %u is not a JSON object", index);
+        return FALSE;
+    }
+    JsonObject *object = json_node_get_object(node);
+    JsonNode *id = json_object_get_member(object, "locationId");
+    const char *hex = id != NULL && JSON_NODE_HOLDS_VALUE(id) &&
+                              json_node_get_value_type(id) == G_TYPE_STRING
+                          ? json_node_get_string(id)
+                          : NULL;
+    if (hex == NULL || strlen(hex) != 2 * PROX_LOCATION_ID_LEN ||
+        !prox_hex_decode(hex, checkin->location_id, PROX_LOCATION_ID_LEN)) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_LOCATION_ID,
+                    "checkin %u: locationId is missing or not %d hex digits", index,
+                    2 * PROX_LOCATION_ID_LEN);
+        return FALSE;
+    }
+    if (!checkin_time(object, index, "start", &checkin->start, error) ||
+        !checkin_time(object, index, "end", &checkin->end, error))
+        return FALSE;
+    if (checkin->start >= checkin->end ||
+        checkin->end - checkin->start > AUTHORITY_CHECKIN_MAX_SECONDS) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_CHECKIN_TIME,
+                    "checkin %u: needs start < end <= start + %d s", index,
+                    AUTHORITY_CHECKIN_MAX_SECONDS);
+        return FALSE;
+    }
+    if (checkin->end > now) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_CHECKIN_IN_FUTURE,
+                    "checkin %u: ends in the future", index);
+        return FALSE;
+    }
+    if (checkin->start < now - (gint64)AUTHORITY_UPLOAD_MAX_AGE_DAYS * 86400) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_CHECKIN_TOO_OLD,
+                    "checkin %u: starts more than %d days ago", index,
+                    AUTHORITY_UPLOAD_MAX_AGE_DAYS);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The optional "checkins" member: an empty array when absent (or null). */
+static GArray *checkins_parse(JsonObject *object, gint64 now, GError **error)
+{
+    g_autoptr(GArray) checkins = g_array_new(FALSE, FALSE, sizeof(AuthorityCheckin));
+    JsonNode *list = json_object_get_member(object, "checkins");
+    if (list == NULL || JSON_NODE_HOLDS_NULL(list))
+        return g_steal_pointer(&checkins);
+    if (!JSON_NODE_HOLDS_ARRAY(list)) {
+        g_set_error_literal(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_CHECKINS,
+                            "checkins is not an array");
+        return NULL;
+    }
+    JsonArray *array = json_node_get_array(list);
+    guint n = json_array_get_length(array);
+    if (n > AUTHORITY_UPLOAD_MAX_CHECKINS) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_TOO_MANY_CHECKINS,
+                    "%u checkins; at most %d are accepted", n, AUTHORITY_UPLOAD_MAX_CHECKINS);
+        return NULL;
+    }
+    for (guint i = 0; i < n; i++) {
+        AuthorityCheckin c;
+        if (!checkin_parse(json_array_get_element(array, i), i, now, &c, error))
+            return NULL;
+        for (guint j = 0; j < checkins->len; j++) {
+            const AuthorityCheckin *o = &g_array_index(checkins, AuthorityCheckin, j);
+            if (o->start == c.start && o->end == c.end &&
+                memcmp(o->location_id, c.location_id, PROX_LOCATION_ID_LEN) == 0) {
+                g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_DUPLICATE_CHECKIN,
+                            "checkins %u and %u are the same", j, i);
+                return NULL;
+            }
+        }
+        g_array_append_val(checkins, c);
+    }
+    return g_steal_pointer(&checkins);
 }
 
 AuthorityUpload *authority_upload_parse(const char *body, size_t len, gint64 now,
@@ -332,14 +336,15 @@ AuthorityUpload *authority_upload_parse(const char *body, size_t len, gint64 now
         if (!authority_upload_check_keys(NULL, n, now, error))
             return NULL;
     }
-    upload->keys = g_array_sized_new(FALSE, FALSE, sizeof(ProxDiagnosisKey), n);
-    for (guint i = 0; i < n; i++) {
-        ProxDiagnosisKey key;
-        if (!key_parse(json_array_get_element(array, i), i, &key, error))
-            return NULL;
-        g_array_append_val(upload->keys, key);
-    }
+    GaenKeysJsonPolicy policy = upload_policy;
+    policy.domain = AUTHORITY_REJECT;
+    upload->keys = gaen_keys_json_parse_array(array, &policy, error);
+    if (upload->keys == NULL)
+        return NULL;
     if (!authority_upload_check_keys((const ProxDiagnosisKey *)upload->keys->data, n, now, error))
+        return NULL;
+    upload->checkins = checkins_parse(object, now, error);
+    if (upload->checkins == NULL)
         return NULL;
     return g_steal_pointer(&upload);
 }

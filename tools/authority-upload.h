@@ -7,7 +7,11 @@
  *      "transmissionRisk": 0..8, "reportType": ..., "daysSinceOnsetOfSymptoms": -14..14}, ...]}
  * rollingPeriod defaults to 144 and transmissionRisk to 0; reportType (a GAEN name such as
  * "CONFIRMED_TEST" or its number) and daysSinceOnsetOfSymptoms are optional. Other members
- * are ignored so that devices may add padding.
+ * are ignored so that devices may add padding. Keys are parsed by gaen-keys-json.c.
+ *
+ * proxd devices may add venue check-ins (docs/venues.md §6):
+ *   "checkins": [{"locationId": "<64 hex>", "start": UNIX, "end": UNIX}, ...]
+ * One bad check-in refuses the whole upload, as one bad key does.
  *
  * A rejection is a GError in AUTHORITY_REJECT whose code names the reason; each reason has a
  * stable machine name and an HTTP status for the key server's answer.
@@ -27,6 +31,10 @@ G_BEGIN_DECLS
 /* GAEN's range of days since onset of symptoms. */
 #define AUTHORITY_DSOS_MIN (-14)
 #define AUTHORITY_DSOS_MAX 14
+/* Optional "checkins": at most this many, each start < end <= start + 24 h, ending no later
+ * than now and starting within the last AUTHORITY_UPLOAD_MAX_AGE_DAYS days. */
+#define AUTHORITY_UPLOAD_MAX_CHECKINS 60
+#define AUTHORITY_CHECKIN_MAX_SECONDS 86400
 
 #define AUTHORITY_REJECT (authority_reject_quark())
 GQuark authority_reject_quark(void);
@@ -55,6 +63,14 @@ typedef enum {
     AUTHORITY_REJECT_INVALID_CODE,
     AUTHORITY_REJECT_CODE_EXPIRED,
     AUTHORITY_REJECT_CODE_USED,
+    AUTHORITY_REJECT_BAD_CHECKINS,
+    AUTHORITY_REJECT_TOO_MANY_CHECKINS,
+    AUTHORITY_REJECT_BAD_CHECKIN,
+    AUTHORITY_REJECT_BAD_LOCATION_ID,
+    AUTHORITY_REJECT_BAD_CHECKIN_TIME,
+    AUTHORITY_REJECT_CHECKIN_IN_FUTURE,
+    AUTHORITY_REJECT_CHECKIN_TOO_OLD,
+    AUTHORITY_REJECT_DUPLICATE_CHECKIN,
     AUTHORITY_REJECT_UNAVAILABLE, /* our fault (storage): the client may retry */
 } AuthorityRejectReason;
 
@@ -65,10 +81,18 @@ guint authority_reject_http_status(AuthorityRejectReason reason);
 /* The JSON error answer {"error": message, "code": name}. */
 char *authority_reject_json(AuthorityRejectReason reason, const char *message);
 
+/* A venue check-in the person chose to report (docs/venues.md §6). */
+typedef struct {
+    uint8_t location_id[PROX_LOCATION_ID_LEN];
+    gint64 start; /* unix seconds, start < end <= start + 24 h, end <= now */
+    gint64 end;
+} AuthorityCheckin;
+
 typedef struct {
     char *code;   /* normalized one-time code; NULL when the body had none */
     GArray *keys; /* ProxDiagnosisKey; report_type is UNKNOWN and has_days_since_onset FALSE
                      where the body did not give them */
+    GArray *checkins; /* AuthorityCheckin; empty (never NULL) when the body had none */
 } AuthorityUpload;
 
 void authority_upload_free(AuthorityUpload *upload);

@@ -1,15 +1,21 @@
 /* prox-authority.c - the health authority's command-line tool: signing key, one-time codes,
- * importing keys, publishing signed key lists. Shares its database with prox-keyserver. */
+ * importing keys, venues and warnings (docs/venues.md), publishing signed key lists. Shares
+ * its database with prox-keyserver. */
 #define G_LOG_DOMAIN "prox-authority"
 
 #include "authority-clock.h"
 #include "authority-db.h"
 #include "authority-ingest.h"
+#include "authority-poster.h"
 #include "authority-publish.h"
 #include "authority-upload.h"
+#include "authority-venue.h"
 #include "prox-export.h"
+#include "prox-hex.h"
+#include "prox-venue.h"
 
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <locale.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -34,6 +40,10 @@ static const char overview[] =
     "  prox-authority publish --db DB --key SECKEY --out DIR [--min-keys N]\n"
     "                 [--padding-jitter N] [--keep-days D] [--embargo S]\n"
     "                 [--max-keys-per-file N] [--region R]\n"
+    "  prox-authority venue register --db DB --key SECKEY --name NAME [--address ADDR]\n"
+    "                 --type TYPE --stay MINUTES --out DIR\n"
+    "  prox-authority venue list --db DB\n"
+    "  prox-authority warning import --db DB WARNINGS.json\n"
     "  prox-authority status --db DB\n"
     "\n"
     "DESCRIPTION\n"
@@ -52,8 +62,13 @@ static const char overview[] =
     "  import-keys  store keys the authority received itself (GAEN JSON, checked exactly like\n"
     "               an upload)\n"
     "  publish      write signed export files for keys whose rolling period has ended, pad to\n"
-    "               a minimum count, delete old files, update index.txt atomically\n"
-    "  status       counts of codes, keys and published files\n"
+    "               a minimum count, add unpublished bus and venue warnings, delete old\n"
+    "               files, update index.txt atomically\n"
+    "  venue        register a QR check-in venue (signed payload, poster.svg/.png, url.txt),\n"
+    "               list registered venues\n"
+    "  warning      import bus (same-vehicle) or venue warnings, e.g. from\n"
+    "               'prox-tool beacon trace', for the next publish\n"
+    "  status       counts of codes, keys, venues, warnings and published files\n"
     "\n"
     "  Run 'prox-authority COMMAND --help' for a command's options.\n"
     "\n"
@@ -77,7 +92,11 @@ static const char overview[] =
     "  prox-authority issue-code --db /var/lib/prox/authority.db --onset 2020-05-18 \\\n"
     "      --test-type confirmed-test\n"
     "  prox-authority publish --db /var/lib/prox/authority.db \\\n"
-    "      --key /etc/prox-authority/310-v1.sec --out /srv/prox/keys\n";
+    "      --key /etc/prox-authority/310-v1.sec --out /srv/prox/keys\n"
+    "  prox-authority venue register --db /var/lib/prox/authority.db \\\n"
+    "      --key /etc/prox-authority/310-v1.sec --name 'Central Market' \\\n"
+    "      --address '1 Market Street' --type market --stay 60 --out posters/central-market\n"
+    "  prox-authority warning import --db /var/lib/prox/authority.db bus-42-warnings.json\n";
 
 static int usage_error(const char *command, const char *format, ...) G_GNUC_PRINTF(2, 3);
 static int usage_error(const char *command, const char *format, ...)
@@ -346,10 +365,14 @@ static int cmd_import_keys(int argc, char **argv)
     if (db == NULL)
         return failed(command, error);
     guint inserted = 0;
+    guint checkins = 0;
     if (!authority_ingest_import(db, upload, type, onset != NULL, onset_day, now, &inserted,
-                                 &error))
+                                 &checkins, &error))
         return failed(command, error);
     printf("imported %u keys (%u already stored)\n", inserted, upload->keys->len - inserted);
+    if (upload->checkins->len > 0)
+        printf("imported %u check-ins (%u already stored)\n", checkins,
+               upload->checkins->len - checkins);
     return EXIT_OK;
 }
 
@@ -376,7 +399,12 @@ static int cmd_publish(int argc, char **argv)
         NULL, "Write signed key lists and index.txt.",
         "Publishes every stored key whose rolling period ended --embargo seconds ago or more\n"
         "and that is not published yet, in signed export files named <time>-<run>-<batch>.zip\n"
-        "(names sort by time), padded with random keys shaped like the real ones up to\n"
+        "(names sort by time). Unpublished warnings whose window ended within --keep-days go\n"
+        "into the run's first file (export field 100, docs/venues.md): imported ones ('warning\n"
+        "import'; a beacon's TEK only once its period ended --embargo seconds ago) and each\n"
+        "check-in reported with an upload, as a VENUE warning with the risk of the code's test\n"
+        "type. A run with warnings but no keys writes one file without keys. Keys are\n"
+        "padded with random keys shaped like the real ones up to\n"
         "--min-keys plus a random 0..--padding-jitter. Files older than --keep-days are\n"
         "deleted with their keys. index.txt lists the files oldest first and is replaced\n"
         "atomically, only after the files it names are on disk; files it no longer names are\n"
@@ -416,10 +444,360 @@ static int cmd_publish(int argc, char **argv)
                "index %s\n",
                result.real_keys, result.padding_keys, result.files_written, result.files_removed,
                result.index_written ? "updated" : "unchanged");
+        if (result.warnings > 0)
+            printf("published %u warnings\n", result.warnings);
     }
 out:
     authority_publish_options_clear(&options);
     return status;
+}
+
+/* ---- venue ---- */
+
+static const char venue_types_help[] =
+    "other, shop, office, school, market, bus-stop, restaurant, worship, healthcare, event";
+
+/* "2020-05-20" for a unix time. */
+static char *format_day(gint64 t)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d") : g_strdup("-");
+}
+
+static int cmd_venue_register(int argc, char **argv)
+{
+    const char *command = "venue register";
+    g_autofree char *db_path = NULL;
+    g_autofree char *key_path = NULL;
+    g_autofree char *name = NULL;
+    g_autofree char *address = NULL;
+    g_autofree char *type_name = NULL;
+    g_autofree char *out_dir = NULL;
+    gint stay = 0;
+    gboolean force = FALSE;
+    g_auto(TimeOptions) time_options = {0};
+    const GOptionEntry entries[] = {
+        {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
+        {"key", 0, 0, G_OPTION_ARG_FILENAME, &key_path,
+         "Signing key: the Ed25519 .sec file from init-key", "SECKEY"},
+        {"name", 0, 0, G_OPTION_ARG_STRING, &name,
+         "The venue's name as visitors see it (1..64 bytes of UTF-8)", "NAME"},
+        {"address", 0, 0, G_OPTION_ARG_STRING, &address,
+         "Its address (0..96 bytes of UTF-8; default none)", "ADDR"},
+        {"type", 0, 0, G_OPTION_ARG_STRING, &type_name,
+         "other, shop, office, school, market, bus-stop, restaurant, worship, healthcare or "
+         "event",
+         "TYPE"},
+        {"stay", 0, 0, G_OPTION_ARG_INT, &stay,
+         "Default stay: phones check out automatically after MINUTES (5..1440)", "MINUTES"},
+        {"out", 0, 0, G_OPTION_ARG_FILENAME, &out_dir,
+         "Write poster.svg, poster.png and url.txt into DIR (created if missing)", "DIR"},
+        {"force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace a poster already in DIR", NULL},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) context = command_context(
+        NULL, "Register a QR check-in venue and make its poster.",
+        "Signs a venue descriptor (name, address, type, default stay, a fresh 16-byte random\n"
+        "seed, the key's id and version) with the authority's Ed25519 key and writes, each\n"
+        "file atomically:\n"
+        "  DIR/url.txt     the check-in URL, proxd://checkin/v1/<base64url of the payload>\n"
+        "  DIR/poster.svg  a printable poster: the QR code 15 cm wide, the name and address\n"
+        "  DIR/poster.png  the QR code alone, 1-bit, at least 1000 pixels a side\n"
+        "The QR code uses error correction level M and a 4-module quiet zone. Phones that pin\n"
+        "the authority's public key verify the signature before checking in, and store only\n"
+        "the location id (a hash of the payload: unguessable without the poster) and times.\n"
+        "The database records the venue (id, name, address, type, location id, creation\n"
+        "time) for 'venue list' and the registered-venue count of 'status'.\n"
+        "\n"
+        "Prints the venue id, the QR version and the size of a module when the code is\n"
+        "printed 15 cm wide. Refuses a DIR that already holds a poster unless --force.\n"
+        "\n"
+        "Exit status: 0 registered; 1 signing, the database or a file failed (nothing is\n"
+        "recorded, no poster file is left); 2 bad arguments.\n"
+        "\n"
+        "Example:\n"
+        "  prox-authority venue register --db authority.db --key 310-v1.sec \\\n"
+        "      --name 'Central Market' --address '1 Market Street' --type market --stay 60 \\\n"
+        "      --out posters/central-market");
+    g_option_context_add_main_entries(context, entries, NULL);
+    time_options_add(context, &time_options);
+    if (!parse(context, command, &argc, &argv))
+        return EXIT_USAGE;
+    if (argc != 1)
+        return usage_error(command, "unexpected argument '%s'", argv[1]);
+    if (db_path == NULL || key_path == NULL || name == NULL || type_name == NULL || stay == 0 ||
+        out_dir == NULL)
+        return usage_error(command, "--db, --key, --name, --type, --stay and --out are required");
+    ProxVenueType type;
+    if (!prox_venue_type_from_string(type_name, &type))
+        return usage_error(command, "--type must be one of %s", venue_types_help);
+    if (stay < PROX_VENUE_STAY_MIN_MINUTES || stay > PROX_VENUE_STAY_MAX_MINUTES)
+        return usage_error(command, "--stay must be %d..%d minutes", PROX_VENUE_STAY_MIN_MINUTES,
+                           PROX_VENUE_STAY_MAX_MINUTES);
+    if (address == NULL)
+        address = g_strdup("");
+    if (!g_utf8_validate(name, -1, NULL) || name[0] == '\0' || strlen(name) > PROX_VENUE_NAME_MAX)
+        return usage_error(command, "--name must be 1..%d bytes of UTF-8", PROX_VENUE_NAME_MAX);
+    if (!g_utf8_validate(address, -1, NULL) || strlen(address) > PROX_VENUE_ADDRESS_MAX)
+        return usage_error(command, "--address must be at most %d bytes of UTF-8",
+                           PROX_VENUE_ADDRESS_MAX);
+    g_autoptr(GError) error = NULL;
+    gint64 now = 0;
+    if (!time_options_now(&time_options, &now, &error))
+        return usage_error(command, "%s", error->message);
+
+    g_autoptr(ProxExportSigner) signer = prox_export_signer_load_file(key_path, NULL, NULL, &error);
+    if (signer == NULL)
+        return failed(command, error);
+    if (prox_export_signer_key_type(signer) != PROX_EXPORT_KEY_ED25519)
+        return usage_error(command, "--key must be an Ed25519 key from init-key");
+    g_autofree char *url = NULL;
+    g_autoptr(ProxVenue) venue = NULL;
+    if (!prox_venue_create(name, address, type, (guint)stay, signer, &url, &venue, &error))
+        return failed(command, error);
+
+    g_autoptr(AuthorityDb) db = authority_db_open(db_path, &error);
+    if (db == NULL)
+        return failed(command, error);
+    gint64 id = 0;
+    AuthorityPosterInfo info = {0};
+    AuthorityPosterContent content = {
+        .url = url,
+        .name = venue->name,
+        .address = venue->address,
+        .kind = prox_venue_type_to_string(venue->type),
+        .stay_minutes = venue->default_stay_minutes,
+    };
+    /* Recorded only when the poster is on disk; the poster stays only when recorded. */
+    if (!authority_db_exec(db, "BEGIN IMMEDIATE", &error))
+        return failed(command, error);
+    if (!authority_venue_insert(db, venue, now, &id, &error) ||
+        !authority_poster_write(out_dir, &content, force, &info, &error)) {
+        sqlite3_exec(authority_db_sqlite(db), "ROLLBACK", NULL, NULL, NULL);
+        return failed(command, error);
+    }
+    if (!authority_db_exec(db, "COMMIT", &error)) {
+        sqlite3_exec(authority_db_sqlite(db), "ROLLBACK", NULL, NULL, NULL);
+        const char *names[] = {AUTHORITY_POSTER_PNG_NAME, AUTHORITY_POSTER_SVG_NAME,
+                               AUTHORITY_POSTER_URL_NAME};
+        for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+            g_autofree char *path = g_build_filename(out_dir, names[i], NULL);
+            g_unlink(path);
+        }
+        return failed(command, error);
+    }
+    char prefix[2 * 4 + 1];
+    prox_hex_encode(venue->location_id, 4, prefix);
+    printf("venue %" G_GINT64_FORMAT " registered: \"%s\" (%s, automatic checkout after %u min), "
+           "location id %s...\n",
+           id, venue->name, prox_venue_type_to_string(venue->type), venue->default_stay_minutes,
+           prefix);
+    printf("wrote %s/%s, %s/%s (%dx%d px) and %s/%s (%zu bytes)\n", out_dir,
+           AUTHORITY_POSTER_SVG_NAME, out_dir, AUTHORITY_POSTER_PNG_NAME, info.png_size,
+           info.png_size, out_dir, AUTHORITY_POSTER_URL_NAME, strlen(url));
+    printf("QR code: version %d, %dx%d modules, error correction M, %d-module quiet zone\n",
+           info.version, info.modules, info.modules, AUTHORITY_POSTER_QUIET_ZONE);
+    char mm[G_ASCII_DTOSTR_BUF_SIZE];
+    char mm_quiet[G_ASCII_DTOSTR_BUF_SIZE];
+    AuthorityPosterInfo with_quiet = info;
+    with_quiet.modules += 2 * AUTHORITY_POSTER_QUIET_ZONE;
+    printf("printed 15 cm wide, a module is %s mm (%s mm if the 15 cm include the quiet zone)\n",
+           g_ascii_formatd(mm, sizeof mm, "%.2f", authority_poster_module_mm(&info, 150.0)),
+           g_ascii_formatd(mm_quiet, sizeof mm_quiet, "%.2f",
+                           authority_poster_module_mm(&with_quiet, 150.0)));
+    return EXIT_OK;
+}
+
+static int cmd_venue_list(int argc, char **argv)
+{
+    const char *command = "venue list";
+    g_autofree char *db_path = NULL;
+    const GOptionEntry entries[] = {
+        {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) context = command_context(
+        NULL, "List the registered venues.",
+        "First line: \"N venues\". Then one line per venue, oldest first:\n"
+        "  ID CREATED(YYYY-MM-DD, UTC) TYPE STAY_MINUTES LOCATION_ID_PREFIX NAME | ADDRESS\n"
+        "LOCATION_ID_PREFIX is the first 8 hex digits of the location id, the value phones\n"
+        "store at check-in and reports carry.\n"
+        "\n"
+        "Exit status: 0 listed; 1 the database cannot be read; 2 bad arguments.");
+    g_option_context_add_main_entries(context, entries, NULL);
+    if (!parse(context, command, &argc, &argv))
+        return EXIT_USAGE;
+    if (argc != 1)
+        return usage_error(command, "unexpected argument '%s'", argv[1]);
+    if (db_path == NULL)
+        return usage_error(command, "--db is required");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(AuthorityDb) db = authority_db_open(db_path, &error);
+    if (db == NULL)
+        return failed(command, error);
+    g_autoptr(GArray) venues = authority_venue_list(db, &error);
+    if (venues == NULL)
+        return failed(command, error);
+    printf("%u venues\n", venues->len);
+    for (guint i = 0; i < venues->len; i++) {
+        const AuthorityVenueRecord *v = &g_array_index(venues, AuthorityVenueRecord, i);
+        char prefix[2 * 4 + 1];
+        prox_hex_encode(v->location_id, 4, prefix);
+        g_autofree char *day = format_day(v->created_at);
+        const char *type = prox_venue_type_to_string(v->type);
+        printf("%" G_GINT64_FORMAT " %s %s %u %s %s | %s\n", v->id, day,
+               type != NULL ? type : "other", v->stay_minutes, prefix, v->name, v->address);
+    }
+    return EXIT_OK;
+}
+
+/* "prox-authority GROUP SUBCOMMAND ...": dispatches to the subcommand. */
+typedef struct {
+    const char *name;
+    int (*main)(int argc, char **argv);
+} Subcommand;
+
+static int dispatch(const char *group, const char *help, const Subcommand *subs, size_t n,
+                    int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "prox-authority %s: missing subcommand (try 'prox-authority %s --help')\n",
+                group, group);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(help, stdout);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[1], subs[i].name) == 0) {
+            g_autofree char *prgname = g_strdup_printf("prox-authority %s %s", group, argv[1]);
+            g_set_prgname(prgname);
+            return subs[i].main(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "prox-authority %s: unknown subcommand '%s' (try 'prox-authority %s --help')\n",
+            group, argv[1], group);
+    return EXIT_USAGE;
+}
+
+static int cmd_venue(int argc, char **argv)
+{
+    static const char help[] =
+        "Usage: prox-authority venue SUBCOMMAND [OPTION...]\n"
+        "\n"
+        "QR check-in venues (docs/venues.md): the authority signs each venue's payload; a\n"
+        "phone that scans the poster verifies it with the authority's pinned public key.\n"
+        "\n"
+        "Subcommands:\n"
+        "  register --db DB --key SECKEY --name NAME [--address ADDR] --type TYPE\n"
+        "           --stay MINUTES --out DIR\n"
+        "                 sign a venue, record it, write DIR/poster.svg, DIR/poster.png and\n"
+        "                 DIR/url.txt\n"
+        "  list --db DB   the registered venues\n"
+        "\n"
+        "Run 'prox-authority venue SUBCOMMAND --help' for the options of a subcommand.\n"
+        "Exit status: 0 success, 1 the operation failed, 2 bad arguments.\n";
+    static const Subcommand subs[] = {
+        {"register", cmd_venue_register},
+        {"list", cmd_venue_list},
+    };
+    return dispatch("venue", help, subs, G_N_ELEMENTS(subs), argc, argv);
+}
+
+/* ---- warning ---- */
+
+static int cmd_warning_import(int argc, char **argv)
+{
+    const char *command = "warning import";
+    g_autofree char *db_path = NULL;
+    g_auto(TimeOptions) time_options = {0};
+    const GOptionEntry entries[] = {
+        {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) context = command_context(
+        "WARNINGS.json", "Store bus or venue warnings for the next publish.",
+        "WARNINGS.json (docs/venues.md §6; 'prox-tool beacon trace' writes it):\n"
+        "  {\"warnings\": [\n"
+        "    {\"kind\": \"same-vehicle\", \"beaconKey\": \"<base64 of the beacon's 16-byte TEK>\",\n"
+        "     \"rollingStartIntervalNumber\": N, \"rollingPeriod\": 1..144 (default 144),\n"
+        "     \"start\": UNIX, \"end\": UNIX, \"transmissionRisk\": 1..8},\n"
+        "    {\"kind\": \"venue\", \"locationId\": \"<64 hex>\" (or \"locationHash\"),\n"
+        "     \"start\": UNIX, \"end\": UNIX, \"transmissionRisk\": 1..8}]}\n"
+        "Every warning is checked: known kind and fields only, start < end <= start + 24 h,\n"
+        "not ending in the future nor more than 14 days ago, a same-vehicle window that\n"
+        "overlaps its TEK's validity; no warning twice. One bad warning stores none; the\n"
+        "error names the warning (from 0) and the field. Warnings already stored are skipped.\n"
+        "A venue warning's locationId is hashed (docs/venues.md §1) before it is stored.\n"
+        "\n"
+        "publish signs stored warnings into the next key list (a beacon's TEK only once its\n"
+        "period is over).\n"
+        "\n"
+        "Exit status: 0 stored; 1 the file is invalid or the database failed; 2 bad\n"
+        "arguments.\n"
+        "\n"
+        "Example:\n"
+        "  prox-tool beacon trace --store bus-42.db --keys lists/*.zip --key 310-v1.pub \\\n"
+        "      --out bus-42-warnings.json\n"
+        "  prox-authority warning import --db authority.db bus-42-warnings.json");
+    g_option_context_add_main_entries(context, entries, NULL);
+    time_options_add(context, &time_options);
+    if (!parse(context, command, &argc, &argv))
+        return EXIT_USAGE;
+    if (argc != 2)
+        return usage_error(command, "expected exactly one WARNINGS.json");
+    if (db_path == NULL)
+        return usage_error(command, "--db is required");
+    g_autoptr(GError) error = NULL;
+    gint64 now = 0;
+    if (!time_options_now(&time_options, &now, &error))
+        return usage_error(command, "%s", error->message);
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(argv[1], &text, &len, &error))
+        return failed(command, error);
+    g_autoptr(GArray) warnings = authority_warnings_parse(text, len, now, &error);
+    if (warnings == NULL) {
+        fprintf(stderr, "prox-authority %s: %s: %s\n", command, argv[1], error->message);
+        return EXIT_FAILED;
+    }
+    g_autoptr(AuthorityDb) db = authority_db_open(db_path, &error);
+    if (db == NULL)
+        return failed(command, error);
+    guint inserted = 0;
+    if (!authority_warnings_import(db, (const ProxVenueWarning *)warnings->data, warnings->len,
+                                   now, &inserted, &error))
+        return failed(command, error);
+    guint vehicle = 0;
+    for (guint i = 0; i < warnings->len; i++)
+        vehicle += g_array_index(warnings, ProxVenueWarning, i).kind ==
+                   PROX_VENUE_WARNING_SAME_VEHICLE;
+    printf("imported %u warnings (%u already stored); the file holds %u same-vehicle and %u "
+           "venue warnings\n",
+           inserted, warnings->len - inserted, vehicle, warnings->len - vehicle);
+    return EXIT_OK;
+}
+
+static int cmd_warning(int argc, char **argv)
+{
+    static const char help[] =
+        "Usage: prox-authority warning SUBCOMMAND [OPTION...]\n"
+        "\n"
+        "Bus (same-vehicle) and venue warnings (docs/venues.md): published with the keys in\n"
+        "the signed key lists (export field 100). Venue warnings also come from check-ins\n"
+        "that people report with their keys (prox-keyserver).\n"
+        "\n"
+        "Subcommands:\n"
+        "  import --db DB WARNINGS.json   validate and store warnings for the next publish\n"
+        "\n"
+        "Run 'prox-authority warning SUBCOMMAND --help' for the options of a subcommand.\n"
+        "Exit status: 0 success, 1 the operation failed, 2 bad arguments.\n";
+    static const Subcommand subs[] = {
+        {"import", cmd_warning_import},
+    };
+    return dispatch("warning", help, subs, G_N_ELEMENTS(subs), argc, argv);
 }
 
 /* ---- status ---- */
@@ -434,7 +812,7 @@ static int cmd_status(int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) context =
-        command_context(NULL, "Print counts of codes, keys and published files.",
+        command_context(NULL, "Print counts of codes, keys, venues, warnings and published files.",
                         "One \"name value\" pair a line, for people and scripts.");
     g_option_context_add_main_entries(context, entries, NULL);
     time_options_add(context, &time_options);
@@ -462,6 +840,11 @@ static int cmd_status(int argc, char **argv)
         {"publish_runs", "SELECT count(*) FROM publish_runs"},
         {"files", "SELECT count(*) FROM export_files"},
         {"last_publish", "SELECT coalesce(max(created_at), 0) FROM publish_runs"},
+        {"venues", "SELECT count(*) FROM venues"},
+        {"warnings_unpublished", "SELECT count(*) FROM venue_warnings WHERE run_id IS NULL"},
+        {"warnings_published", "SELECT count(*) FROM venue_warnings WHERE run_id IS NOT NULL"},
+        {"checkins_unpublished", "SELECT count(*) FROM checkins WHERE run_id IS NULL"},
+        {"checkins_published", "SELECT count(*) FROM checkins WHERE run_id IS NOT NULL"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(counts); i++) {
         sqlite3_stmt *stmt = authority_db_statement(db, counts[i].sql, &error);
@@ -485,7 +868,8 @@ static const struct {
     int (*main)(int argc, char **argv);
 } commands[] = {
     {"init-key", cmd_init_key}, {"issue-code", cmd_issue_code}, {"import-keys", cmd_import_keys},
-    {"publish", cmd_publish},   {"status", cmd_status},
+    {"publish", cmd_publish},   {"venue", cmd_venue},           {"warning", cmd_warning},
+    {"status", cmd_status},
 };
 
 int main(int argc, char **argv)

@@ -1,7 +1,8 @@
 /* prox-keyserver.c - the health authority's upload server (PROTOCOL.md §6).
  *
- * POST /v1/publish takes a one-time code and a device's keys, checks everything, and stores
- * the keys and consumes the code in one transaction (authority-ingest.c). GET /healthz says
+ * POST /v1/publish takes a one-time code and a device's keys (and optionally the venue
+ * check-ins the person chose to report, docs/venues.md §6), checks everything, and stores
+ * them and consumes the code in one transaction (authority-ingest.c). GET /healthz says
  * it is alive. Optionally publishes signed key lists on a schedule, with the same code as
  * `prox-authority publish`. Meant to run behind a TLS-terminating reverse proxy
  * (docs/keyserver.md). Logs never contain keys, codes or client addresses.
@@ -210,7 +211,7 @@ static void on_upload_finished(SoupServerMessage *msg, gpointer data)
         g_free(pending);
 }
 
-static void upload_stored(guint inserted, const GError *error, gpointer data)
+static void upload_stored(guint inserted, guint checkins, const GError *error, gpointer data)
 {
     PendingUpload *pending = data;
     SoupServerMessage *msg = pending->msg;
@@ -223,8 +224,9 @@ static void upload_stored(guint inserted, const GError *error, gpointer data)
     if (error != NULL) {
         respond_error(msg, error);
     } else {
-        g_info("upload stored: %u new keys", inserted);
-        respond_json(msg, SOUP_STATUS_OK, g_strdup_printf("{\"inserted\":%u}", inserted));
+        g_info("upload stored: %u new keys, %u new check-ins", inserted, checkins);
+        respond_json(msg, SOUP_STATUS_OK,
+                     g_strdup_printf("{\"inserted\":%u,\"checkins\":%u}", inserted, checkins));
     }
     /* May finish the message, and free pending, before returning. */
     soup_server_message_unpause(msg);
@@ -430,16 +432,22 @@ static const char description[] =
     "HTTP API\n"
     "  POST /v1/publish   Content-Type: application/json, at most 65536 bytes:\n"
     "      {\"code\": \"XXXX-XXXX-XXXX\", \"temporaryExposureKeys\": [{\"key\": BASE64,\n"
-    "       \"rollingStartNumber\": N, \"rollingPeriod\": 1..144, \"transmissionRisk\": 0..8}]}\n"
+    "       \"rollingStartNumber\": N, \"rollingPeriod\": 1..144, \"transmissionRisk\": 0..8}],\n"
+    "       \"checkins\": [{\"locationId\": HEX64, \"start\": UNIX, \"end\": UNIX}]}\n"
     "    The code must exist, be unused and unexpired; 1 to 30 keys of 16 bytes, starting\n"
     "    within the last 14 days and not covering any interval after the current one, no key\n"
-    "    twice. Keys get the report type and days since onset of the code's case. Keys and\n"
-    "    code use are stored in one transaction. 200 {\"inserted\": N} (N counts keys the\n"
-    "    server did not have yet). Every refusal stores nothing and is a 4xx (503 when\n"
+    "    twice. Keys get the report type and days since onset of the code's case. The\n"
+    "    optional checkins (venue check-ins the person confirmed, docs/venues.md) are at\n"
+    "    most 60, each start < end <= start + 24 h, not in the future, starting within the\n"
+    "    last 14 days; publish turns each into a VENUE warning. Keys, check-ins and code use\n"
+    "    are stored in one transaction. 200 {\"inserted\": N, \"checkins\": M} (new keys and\n"
+    "    check-ins). Every refusal stores nothing and is a 4xx (503 when\n"
     "    storage fails) with {\"error\": MESSAGE, \"code\": REASON}, REASON one of\n"
     "    malformed_json, missing_code, missing_keys, no_keys, too_many_keys, bad_key,\n"
     "    bad_key_data, bad_rolling_start, bad_rolling_period, bad_transmission_risk,\n"
     "    bad_report_type, bad_days_since_onset, key_in_future, key_too_old, duplicate_key,\n"
+    "    bad_checkins, too_many_checkins, bad_checkin, bad_location_id, bad_checkin_time,\n"
+    "    checkin_in_future, checkin_too_old, duplicate_checkin,\n"
     "    invalid_code (403), code_expired (410), code_used (409), body_too_large (413),\n"
     "    unsupported_content_type (415), rate_limited (429, with Retry-After),\n"
     "    method_not_allowed (405), not_found (404), unavailable (503).\n"

@@ -3,17 +3,13 @@
 
 #include "prox-tool.h"
 
+#include "gaen-keys-json.h"
 #include "prox-export.h"
 #include "prox-hex.h"
 
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <string.h>
-
-static const char *const report_type_names[] = {
-    "UNKNOWN",     "CONFIRMED_TEST", "CONFIRMED_CLINICAL_DIAGNOSIS",
-    "SELF_REPORT", "RECURSIVE",      "REVOKED",
-};
 
 static const char export_usage[] =
     "Usage: prox-tool export SUBCOMMAND [OPTION...]\n"
@@ -188,7 +184,7 @@ static int export_dump(int argc, char **argv)
         if (k->has_days_since_onset)
             g_snprintf(onset, sizeof onset, "%d", k->days_since_onset);
         printf("%s %u %u %d %s %s %s\n", hex, k->tek.rolling_start, k->tek.rolling_period,
-               k->transmission_risk_level, report_type_names[k->report_type], onset,
+               k->transmission_risk_level, gaen_report_type_name(k->report_type), onset,
                prox_export_key_is_revised(export, i) ? "revised" : "key");
     }
     return PROX_TOOL_EXIT_OK;
@@ -246,130 +242,26 @@ static int export_keygen(int argc, char **argv)
 
 /* ---- sign ---- */
 
-/* Strict base64 of exactly 16 bytes: 22 alphabet characters and "==". */
-static gboolean key_base64_decode(const char *b64, uint8_t out[PROX_KEY_LEN])
-{
-    if (strlen(b64) != 24 || strcmp(b64 + 22, "==") != 0)
-        return FALSE;
-    for (size_t i = 0; i < 22; i++) {
-        if (!g_ascii_isalnum(b64[i]) && b64[i] != '+' && b64[i] != '/')
-            return FALSE;
-    }
-    gsize len = 0;
-    g_autofree guchar *data = g_base64_decode(b64, &len);
-    if (len != PROX_KEY_LEN)
-        return FALSE;
-    memcpy(out, data, PROX_KEY_LEN);
-    return TRUE;
-}
-
-/* An integer member of key `index`: absent gives `fallback` unless required; present must
- * be a JSON integer in [min, max]. */
-static gboolean json_key_int(JsonObject *object, guint index, const char *field, gboolean required,
-                             gint64 fallback, gint64 min, gint64 max, gint64 *out, GError **error)
-{
-    JsonNode *node = json_object_get_member(object, field);
-    if (node == NULL) {
-        if (required) {
-            g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED, "key %u: %s is missing", index,
-                        field);
-            return FALSE;
-        }
-        *out = fallback;
-        return TRUE;
-    }
-    if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED, "key %u: %s is not an integer", index,
-                    field);
-        return FALSE;
-    }
-    gint64 v = json_node_get_int(node);
-    if (v < min || v > max) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
-                    "key %u: %s %" G_GINT64_FORMAT " outside %" G_GINT64_FORMAT
-                    "..%" G_GINT64_FORMAT,
-                    index, field, v, min, max);
-        return FALSE;
-    }
-    *out = v;
-    return TRUE;
-}
-
-static gboolean json_key_report_type(JsonObject *object, guint index, ProxReportType *out,
-                                     GError **error)
-{
-    JsonNode *node = json_object_get_member(object, "reportType");
-    if (node != NULL && JSON_NODE_HOLDS_VALUE(node) &&
-        json_node_get_value_type(node) == G_TYPE_STRING) {
-        const char *name = json_node_get_string(node);
-        for (guint t = 0; t < G_N_ELEMENTS(report_type_names); t++) {
-            if (g_ascii_strcasecmp(name, report_type_names[t]) == 0) {
-                *out = (ProxReportType)t;
-                return TRUE;
-            }
-        }
-        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
-                    "key %u: reportType \"%s\" is not a report type", index, name);
-        return FALSE;
-    }
-    gint64 v = 0;
-    if (!json_key_int(object, index, "reportType", FALSE, PROX_REPORT_UNKNOWN, PROX_REPORT_UNKNOWN,
-                      PROX_REPORT_REVOKED, &v, error))
-        return FALSE;
-    *out = (ProxReportType)v;
-    return TRUE;
-}
-
-static gboolean json_key_parse(JsonNode *node, guint index, ProxDiagnosisKey *key, GError **error)
-{
-    static const char *const known[] = {
-        "key",        "rollingStartNumber",       "rollingPeriod", "transmissionRisk",
-        "reportType", "daysSinceOnsetOfSymptoms",
-    };
-    if (!JSON_NODE_HOLDS_OBJECT(node)) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED, "key %u is not a JSON object", index);
-        return FALSE;
-    }
-    JsonObject *object = json_node_get_object(node);
-    g_autoptr(GList) members = json_object_get_members(object);
-    for (GList *m = members; m != NULL; m = m->next) {
-        if (!g_strv_contains((const char *const *)known, m->data)) {
-            g_autofree char *name = g_strescape(m->data, NULL);
-            g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED, "key %u: unknown field \"%s\"",
-                        index, name);
-            return FALSE;
-        }
-    }
-
-    memset(key, 0, sizeof *key);
-    JsonNode *data = json_object_get_member(object, "key");
-    if (data == NULL || !JSON_NODE_HOLDS_VALUE(data) ||
-        json_node_get_value_type(data) != G_TYPE_STRING ||
-        !key_base64_decode(json_node_get_string(data), key->tek.key)) {
-        g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
-                    "key %u: key is missing or not the base64 of 16 bytes", index);
-        return FALSE;
-    }
-    gint64 start = 0;
-    gint64 period = 0;
-    gint64 risk = 0;
-    gint64 onset = 0;
-    if (!json_key_int(object, index, "rollingStartNumber", TRUE, 0, 0, G_MAXINT32, &start, error) ||
-        !json_key_int(object, index, "rollingPeriod", FALSE, PROX_TEK_ROLLING_PERIOD, 1,
-                      PROX_MAX_ROLLING_PERIOD, &period, error) ||
-        !json_key_int(object, index, "transmissionRisk", FALSE, 0, 0,
-                      PROX_EXPORT_MAX_TRANSMISSION_RISK, &risk, error) ||
-        !json_key_report_type(object, index, &key->report_type, error) ||
-        !json_key_int(object, index, "daysSinceOnsetOfSymptoms", FALSE, 0, G_MININT32, G_MAXINT32,
-                      &onset, error))
-        return FALSE;
-    key->tek.rolling_start = (uint32_t)start;
-    key->tek.rolling_period = (uint32_t)period;
-    key->transmission_risk_level = (int32_t)risk;
-    key->has_days_since_onset = json_object_has_member(object, "daysSinceOnsetOfSymptoms");
-    key->days_since_onset = (int32_t)onset;
-    return TRUE;
-}
+/* Key files: one error domain and code for every problem, any report type (REVOKED too, to
+ * write test files), no member the format does not know (a typo must not be ignored). */
+static const GaenKeysJsonPolicy key_file_policy = {
+    .codes =
+        {
+            [GAEN_KEYS_JSON_BAD_KEY] = PROX_ERROR_MALFORMED,
+            [GAEN_KEYS_JSON_BAD_KEY_DATA] = PROX_ERROR_MALFORMED,
+            [GAEN_KEYS_JSON_BAD_ROLLING_START] = PROX_ERROR_MALFORMED,
+            [GAEN_KEYS_JSON_BAD_ROLLING_PERIOD] = PROX_ERROR_MALFORMED,
+            [GAEN_KEYS_JSON_BAD_TRANSMISSION_RISK] = PROX_ERROR_MALFORMED,
+            [GAEN_KEYS_JSON_BAD_REPORT_TYPE] = PROX_ERROR_MALFORMED,
+            [GAEN_KEYS_JSON_BAD_DAYS_SINCE_ONSET] = PROX_ERROR_MALFORMED,
+        },
+    .allow_revoked = TRUE,
+    .reject_unknown_members = TRUE,
+    .null_is_absent = FALSE,
+    .cli_report_names = FALSE,
+    .days_since_onset_min = G_MININT32,
+    .days_since_onset_max = G_MAXINT32,
+};
 
 /* Keys from {"temporaryExposureKeys": [{"key": BASE64, "rollingStartNumber": N, ...}, ...]}
  * (the GAEN publish format, as in tests/data/gaen/ens-keys.json). Other top-level members
@@ -389,16 +281,9 @@ static GArray *json_keys_load(const char *path, GError **error)
                             "expected an object with a \"temporaryExposureKeys\" array");
         return NULL;
     }
-    JsonArray *array = json_node_get_array(list);
-    guint n = json_array_get_length(array);
-    g_autoptr(GArray) keys = g_array_sized_new(FALSE, FALSE, sizeof(ProxDiagnosisKey), n);
-    for (guint i = 0; i < n; i++) {
-        ProxDiagnosisKey key;
-        if (!json_key_parse(json_array_get_element(array, i), i, &key, error))
-            return NULL;
-        g_array_append_val(keys, key);
-    }
-    return g_steal_pointer(&keys);
+    GaenKeysJsonPolicy policy = key_file_policy;
+    policy.domain = PROX_ERROR;
+    return gaen_keys_json_parse_array(json_node_get_array(list), &policy, error);
 }
 
 static int export_sign(int argc, char **argv)

@@ -1,4 +1,5 @@
-/* prox-tool.c - offline proxd tool: derive IDs, inspect and sign key lists, benchmarks. */
+/* prox-tool.c - offline proxd tool: derive IDs, inspect and sign key lists, benchmarks, bus
+ * beacon trip logs and tracing. */
 #define G_LOG_DOMAIN "prox-tool"
 
 #include "prox-tool.h"
@@ -18,14 +19,18 @@ static const ProxToolCommand commands[] = {
     {"export", prox_tool_export_main,
      "key-list files: verify, dump, sign, keygen (see 'prox-tool export --help')"},
     {"bench", prox_tool_bench_main, "benchmarks (see 'prox-tool bench --help')"},
+    {"beacon", prox_tool_beacon_main,
+     "bus beacon operators: trip log, trace F0 keys into warnings (see 'prox-tool beacon "
+     "--help')"},
 };
 
 static void print_usage(FILE *out)
 {
     fprintf(out, "Usage: prox-tool COMMAND [OPTION...]\n\n"
                  "Offline tool for proxd: GAEN key derivation, key-list (export.zip) inspection,\n"
-                 "signing and verification, and benchmarks. It never touches the network or\n"
-                 "the proxd store.\n\nCommands:\n");
+                 "signing and verification, benchmarks, and a bus beacon's trip log and tracing.\n"
+                 "It never touches the network; only 'beacon' reads a proxd store (never\n"
+                 "changing what it recorded).\n\nCommands:\n");
     for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'prox-tool COMMAND --help' for the options of a command.\n"

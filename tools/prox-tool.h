@@ -12,6 +12,7 @@
 int prox_tool_derive_main(int argc, char **argv);
 int prox_tool_export_main(int argc, char **argv);
 int prox_tool_bench_main(int argc, char **argv);
+int prox_tool_beacon_main(int argc, char **argv);
 
 /* Prints "prox-tool: <message>" and a hint to use --help on stderr; returns
  * PROX_TOOL_EXIT_USAGE so callers can `return prox_tool_usage_error(...)`. */
