@@ -45,7 +45,7 @@ typedef struct {
     /* [Venues] (docs/venues.md §5) */
     guint venue_min_minutes;          /* MinMinutes: overlap with a venue warning */
     guint venue_same_vehicle_minutes; /* SameVehicleMinutes: time together on a bus */
-    gboolean venue_share_counts; /* ShareCounts: opt-in (location hash, hour) per check-in */
+    gboolean venue_share_counts;      /* ShareCounts: opt-in (location hash, hour) per check-in */
 } ProxdSettings;
 
 /* Command-line values; NULL / negative = not given. */

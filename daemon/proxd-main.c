@@ -6,7 +6,10 @@
 #include <glib/gstdio.h>
 #include <gio/gio.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "proxd-clock.h"
 #include "proxd-config.h"
@@ -52,6 +55,7 @@ static const char description[] =
     "\n"
     "Signals:\n"
     "  SIGTERM, SIGINT  store pending sightings, withdraw the advertisement, stop scanning, exit\n"
+    "                   (while stopping, a second is ignored and a third forces the exit)\n"
     "  SIGHUP           reload the configuration file (StateDirectory and RetentionDays need\n"
     "                   a restart)\n"
     "\n"
@@ -128,6 +132,64 @@ static gboolean on_quit_signal(gpointer user_data)
     g_message("stopping");
     g_main_loop_quit(d->loop);
     return G_SOURCE_CONTINUE;
+}
+
+/* ---- signals during shutdown ----
+ *
+ * Once the main loop has ended, GLib's signal sources no longer run (and removing them gives
+ * SIGTERM back its default action, death with status 143): from then on plain handlers
+ * keep the shutdown going. The signal that started it is the first; a second is noted and
+ * ignored (pending sightings are being stored, the advertisement withdrawn); a third forces
+ * the exit with the signal's default action. */
+
+static volatile sig_atomic_t shutdown_signals = 1;
+
+static void write_stderr(const char *text)
+{
+    /* Async-signal-safe; nothing to do if stderr is gone. */
+    ssize_t ignored = write(STDERR_FILENO, text, strlen(text));
+    (void)ignored;
+}
+
+static void on_shutdown_signal(int signum)
+{
+    int saved_errno = errno;
+    if (++shutdown_signals < 3) {
+        write_stderr("proxd: already stopping (storing pending sightings); a third signal "
+                     "forces the exit\n");
+    } else {
+        write_stderr("proxd: forced exit: pending sightings may be lost\n");
+        signal(signum, SIG_DFL);
+        raise(signum);
+    }
+    errno = saved_errno;
+}
+
+/* Replaces GLib's sources for SIGTERM, SIGINT and SIGHUP with handlers that last until the
+ * process exits. */
+static void catch_signals_for_shutdown(guint *sigterm_id, guint *sigint_id, guint *sighup_id)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    /* Blocked while the handlers change hands: none is lost or fatal in between. */
+    sigprocmask(SIG_BLOCK, &set, &old);
+    g_clear_handle_id(sigterm_id, g_source_remove);
+    g_clear_handle_id(sigint_id, g_source_remove);
+    g_clear_handle_id(sighup_id, g_source_remove);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_shutdown_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    /* A reload makes no sense any more. */
+    action.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &action, NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static gboolean on_sighup(gpointer user_data)
@@ -357,7 +419,9 @@ int main(int argc, char **argv)
 
     g_main_loop_run(loop);
 
-    /* Shutdown: store what is pending and leave BlueZ tidy before the name goes. */
+    /* Shutdown: store what is pending and leave BlueZ tidy before the name goes. Signals
+     * from here on cannot cut it short (a third one can). */
+    catch_signals_for_shutdown(&sigterm_id, &sigint_id, &sighup_id);
     proxd_manager_shutdown(manager);
     if (sync != NULL) {
         /* A run holds its own store connection in a worker thread: let it end first. */
@@ -367,9 +431,6 @@ int main(int argc, char **argv)
     }
     g_dbus_connection_signal_unsubscribe(connection, lost_id);
     g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(manager));
-    g_source_remove(sigterm_id);
-    g_source_remove(sigint_id);
-    g_source_remove(sighup_id);
     g_signal_handler_disconnect(connection, closed_id);
     if (!g_dbus_connection_is_closed(connection) &&
         !g_dbus_connection_flush_sync(connection, NULL, &error))

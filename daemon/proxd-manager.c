@@ -739,8 +739,9 @@ static void emit_venue_exposures(ProxdManager *self, GArray *exposures)
     if (is_person(self)) {
         for (guint i = 0; i < exposures->len; i++) {
             const ProxVenueExposure *e = &g_array_index(exposures, ProxVenueExposure, i);
-            g_message("venue exposure detected: %s, %u minutes on the day starting %" G_GINT64_FORMAT,
-                      proxd_venue_exposure_kind_to_string(e->kind), e->minutes, e->day);
+            g_message(
+                "venue exposure detected: %s, %u minutes on the day starting %" G_GINT64_FORMAT,
+                proxd_venue_exposure_kind_to_string(e->kind), e->minutes, e->day);
             proxd_dbus_manager1_emit_venue_exposure_detected(as_iface(self),
                                                              proxd_venue_exposure_to_signal(e));
         }
@@ -827,11 +828,11 @@ static void refresh_checkin(ProxdManager *self)
         return;
     }
     proxd_dbus_manager1_set_checked_in(iface, found);
-    proxd_dbus_manager1_set_check_out_at(iface, found ? (guint64)MAX(open.planned_departure, 0)
-                                                      : 0);
+    proxd_dbus_manager1_set_check_out_at(iface,
+                                         found ? (guint64)MAX(open.planned_departure, 0) : 0);
     if (found && !self->stopping)
-        self->checkout_id = proxd_clock_call_at(self->clock, open.planned_departure * G_USEC_PER_SEC,
-                                                on_checkout_due, self);
+        self->checkout_id = proxd_clock_call_at(
+            self->clock, open.planned_departure * G_USEC_PER_SEC, on_checkout_due, self);
 }
 
 /* Check-ins and venue alerts are a person's (docs/venues.md): a bus or a venue's own
@@ -866,8 +867,7 @@ static void share_count(ProxdManager *self, const ProxVenue *venue, gint64 arriv
         g_warning("[Venues] ShareCounts: %s", error->message);
         return;
     }
-    proxd_venues_share_count_async(url, venue->location_id, arrived, self->cancellable, NULL,
-                                   NULL);
+    proxd_venues_share_count_async(url, venue->location_id, arrived, self->cancellable, NULL, NULL);
 }
 
 static gboolean handle_check_in(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
@@ -991,8 +991,7 @@ static gboolean handle_edit_check_in(ProxdDbusManager1 *object, GDBusMethodInvoc
         return_proxd_error(invocation, "InvalidArgument", refusal);
         return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-    if (!prox_store_checkin_edit(self->store, id, (gint64)arrived, (gint64)departed, now,
-                                 &error)) {
+    if (!prox_store_checkin_edit(self->store, id, (gint64)arrived, (gint64)departed, now, &error)) {
         return_checkin_store_error(invocation, error);
         return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
@@ -1003,8 +1002,8 @@ static gboolean handle_edit_check_in(ProxdDbusManager1 *object, GDBusMethodInvoc
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static gboolean handle_delete_check_in(ProxdDbusManager1 *object,
-                                       GDBusMethodInvocation *invocation, gint64 id)
+static gboolean handle_delete_check_in(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
+                                       gint64 id)
 {
     ProxdManager *self = PROXD_MANAGER(object);
     g_autoptr(GError) error = NULL;
@@ -1167,9 +1166,9 @@ static void load_venue_keyring(ProxdManager *self, const ProxdSettings *settings
 {
     g_autoptr(GError) error = NULL;
     if (settings->sync_pinned_keys == NULL || settings->sync_pinned_keys[0] == NULL) {
-        self->venue_keyring_error = g_strdup(
-            "no health authority key is pinned ([Sync] PinnedKeys): venue codes cannot be "
-            "verified");
+        self->venue_keyring_error =
+            g_strdup("no health authority key is pinned ([Sync] PinnedKeys): venue codes cannot be "
+                     "verified");
         return;
     }
     self->venue_keyring =

@@ -78,8 +78,7 @@ ProxdReport *proxd_report_new(ProxStore *store, gint64 now, GError **error)
     }
     /* Newest first from the store: closed ones only, the newest PROXD_REPORT_MAX_CHECKINS,
      * then oldest first like the keys. */
-    for (guint i = 0; i < checkins->len && report->checkins->len < PROXD_REPORT_MAX_CHECKINS;
-         i++) {
+    for (guint i = 0; i < checkins->len && report->checkins->len < PROXD_REPORT_MAX_CHECKINS; i++) {
         const ProxCheckIn *c = &g_array_index(checkins, ProxCheckIn, i);
         if (c->departed > c->arrived && c->departed <= now && c->arrived >= since)
             g_array_prepend_val(report->checkins, *c);
@@ -96,8 +95,7 @@ void proxd_report_free(ProxdReport *report)
     sodium_memzero(report->teks->data, (size_t)report->teks->len * sizeof(ProxTek));
     g_array_unref(report->teks);
     if (report->checkins != NULL) {
-        sodium_memzero(report->checkins->data,
-                       (size_t)report->checkins->len * sizeof(ProxCheckIn));
+        sodium_memzero(report->checkins->data, (size_t)report->checkins->len * sizeof(ProxCheckIn));
         g_array_unref(report->checkins);
     }
     if (report->selected != NULL)

@@ -105,12 +105,10 @@ static gboolean match_vehicles(ProxStore *store, const ProxdVenueOptions *option
         if (sightings->len == 0)
             continue;
         ProxVenueExposure e = {0};
-        if (prox_venue_match_same_vehicle(w, g_array_index(ids, gint64, i),
-                                          (const ProxSighting *)(void *)sightings->data,
-                                          sightings->len,
-                                          (const ProxScanInstance *)(void *)scans->data,
-                                          scans->len, or_default(options->same_vehicle_minutes),
-                                          now, &e))
+        if (prox_venue_match_same_vehicle(
+                w, g_array_index(ids, gint64, i), (const ProxSighting *)(void *)sightings->data,
+                sightings->len, (const ProxScanInstance *)(void *)scans->data, scans->len,
+                or_default(options->same_vehicle_minutes), now, &e))
             g_array_append_val(found, e);
     }
     if (!save_all(store, found, new_exposures, error))
@@ -314,9 +312,9 @@ static void on_count_sent(GObject *source, GAsyncResult *res, gpointer user_data
 }
 
 void proxd_venues_share_count_async(const char *count_url,
-                                    const uint8_t location_id[PROX_LOCATION_ID_LEN],
-                                    gint64 arrived, GCancellable *cancellable,
-                                    GAsyncReadyCallback callback, gpointer user_data)
+                                    const uint8_t location_id[PROX_LOCATION_ID_LEN], gint64 arrived,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data)
 {
     static gsize curl_ready = 0;
     if (g_once_init_enter(&curl_ready)) {
@@ -328,8 +326,8 @@ void proxd_venues_share_count_async(const char *count_url,
     CountData *d = g_new0(CountData, 1);
     d->url = g_strdup(count_url);
     d->body = proxd_venues_count_body(hash, arrived);
-    GTask *task = g_task_new(NULL, cancellable, callback != NULL ? callback : on_count_sent,
-                             user_data);
+    GTask *task =
+        g_task_new(NULL, cancellable, callback != NULL ? callback : on_count_sent, user_data);
     g_task_set_source_tag(task, proxd_venues_share_count_async);
     g_task_set_task_data(task, d, count_data_free);
     g_task_run_in_thread(task, count_thread);

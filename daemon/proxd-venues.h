@@ -77,8 +77,8 @@ char *proxd_venues_count_body(const uint8_t location_hash[PROX_LOCATION_HASH_LEN
  * count is a courtesy: nothing retries it) and `callback` (may be NULL) gets the outcome
  * through g_task_propagate_boolean(). */
 void proxd_venues_share_count_async(const char *count_url,
-                                    const uint8_t location_id[PROX_LOCATION_ID_LEN],
-                                    gint64 arrived, GCancellable *cancellable,
-                                    GAsyncReadyCallback callback, gpointer user_data);
+                                    const uint8_t location_id[PROX_LOCATION_ID_LEN], gint64 arrived,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data);
 
 G_END_DECLS

@@ -1,5 +1,6 @@
 /* test-store.c - unit tests of the sqlite store (prox-store.h). */
 #include "prox-store.h"
+#include "prox-venue.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -1201,6 +1202,496 @@ static void test_retention_automatic(Fixture *f, gconstpointer data)
     prox_store_close(store);
 }
 
+/* ---- buses and venues (schema v3) ---- */
+
+static void test_migrate_from_v2(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    g_assert_true(prox_store_migrate_to(f->path, 2, &error));
+    g_assert_no_error(error);
+    sqlite3 *db = raw_open(f->path);
+    g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 2);
+    g_assert_cmpint(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'venue_warnings'"),
+                    ==, 0);
+    /* Data as v2 wrote it. */
+    raw_exec(db, "INSERT INTO settings VALUES ('tx_power', '-8');"
+                 "INSERT INTO sync_state VALUES ('etag', 'x');"
+                 "INSERT INTO key_batches (source, name, imported_at, finished)"
+                 " VALUES ('https://keys.example', 'batch-1.zip', 1700006400, 1);"
+                 "INSERT INTO diagnosis_keys (batch_id, key_data, rolling_start, rolling_period,"
+                 " transmission_risk_level, report_type, days_since_onset)"
+                 " VALUES (1, x'ffeeddccbbaa99887766554433221100', 2833200, 144, 6, 1, 3);");
+    sqlite3_close(db);
+
+    ProxStore *store = open_store(f->path, 0);
+    g_autofree char *value = NULL;
+    g_assert_true(prox_store_get_sync_state(store, "etag", &value, &error));
+    g_assert_cmpstr(value, ==, "x");
+    guint64 n_keys = 0;
+    g_assert_true(prox_store_count_diagnosis_keys(store, &n_keys, &error));
+    g_assert_cmpuint(n_keys, ==, 1);
+    gint64 last = 0;
+    g_assert_true(prox_store_last_batch_id(store, &last, &error));
+    g_assert_cmpint(last, ==, 1);
+
+    /* What v3 added works on the migrated store. */
+    guint8 location[PROX_LOCATION_ID_LEN] = {9};
+    gint64 checkin_id = 0;
+    g_assert_true(prox_store_checkin_add(store, location, T0, T0 + 3600, &checkin_id, &error));
+    g_assert_no_error(error);
+    ProxVenueWarning w = {.kind = PROX_VENUE_WARNING_VENUE,
+                          .start = T0,
+                          .end = T0 + 600,
+                          .transmission_risk_level = 2};
+    gint64 batch = 0;
+    guint64 added = 0;
+    g_assert_true(prox_store_import_batch_full(store, "s", "b2", T0, NULL, 0, &w, 1, &batch, NULL,
+                                               &added, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 1);
+    ProxVenueExposure e = {.warning_id = 1, .kind = PROX_VENUE_WARNING_VENUE, .day = T0};
+    gboolean is_new = FALSE;
+    g_assert_true(prox_store_save_venue_exposure(store, &e, &is_new, &error));
+    g_assert_true(is_new);
+    g_assert_true(prox_store_integrity_check(store, &error));
+    prox_store_close(store);
+
+    db = raw_open(f->path);
+    g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 3);
+    g_assert_cmpint(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), ==, 0);
+    sqlite3_close(db);
+    g_assert_false(prox_store_migrate_to(f->path, 2, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+}
+
+static ProxVenueWarning make_venue_warning(guint seed, gint64 start)
+{
+    ProxVenueWarning w = {.kind = PROX_VENUE_WARNING_VENUE,
+                          .start = start,
+                          .end = start + 1800,
+                          .transmission_risk_level = 1 + (int32_t)(seed % 8)};
+    for (guint i = 0; i < PROX_LOCATION_HASH_LEN; i++)
+        w.location_hash[i] = (guint8)(seed * 13u + i);
+    return w;
+}
+
+static ProxVenueWarning make_vehicle_warning(guint seed, gint64 start)
+{
+    ProxVenueWarning w = {.kind = PROX_VENUE_WARNING_SAME_VEHICLE,
+                          .start = start,
+                          .end = start + 1800,
+                          .transmission_risk_level = 1 + (int32_t)(seed % 8)};
+    for (guint i = 0; i < PROX_KEY_LEN; i++)
+        w.beacon_tek.key[i] = (guint8)(seed * 17u + i);
+    w.beacon_tek.rolling_start = prox_tek_rolling_start(start);
+    w.beacon_tek.rolling_period = 144;
+    return w;
+}
+
+static GArray *load_warnings(ProxStore *store, gint64 since, GArray **ids)
+{
+    GArray *out = NULL;
+    GError *error = NULL;
+    g_assert_true(prox_store_load_venue_warnings(store, since, &out, ids, &error));
+    g_assert_no_error(error);
+    return out;
+}
+
+static void assert_warning_equal(const ProxVenueWarning *a, const ProxVenueWarning *b)
+{
+    g_assert_cmpint(a->kind, ==, b->kind);
+    g_assert_cmpint(a->start, ==, b->start);
+    g_assert_cmpint(a->end, ==, b->end);
+    g_assert_cmpint(a->transmission_risk_level, ==, b->transmission_risk_level);
+    if (a->kind == PROX_VENUE_WARNING_SAME_VEHICLE) {
+        g_assert_cmpmem(a->beacon_tek.key, PROX_KEY_LEN, b->beacon_tek.key, PROX_KEY_LEN);
+        g_assert_cmpuint(a->beacon_tek.rolling_start, ==, b->beacon_tek.rolling_start);
+        g_assert_cmpuint(a->beacon_tek.rolling_period, ==, b->beacon_tek.rolling_period);
+    } else {
+        g_assert_cmpmem(a->location_hash, 32, b->location_hash, 32);
+    }
+}
+
+static void test_venue_warnings(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    ProxVenueWarning ws[] = {make_venue_warning(1, T0), make_vehicle_warning(2, T0 + 3600),
+                             make_venue_warning(3, T0 + 7200)};
+
+    /* Added to an unfinished batch: invisible until it is finished. */
+    gint64 b1 = 0;
+    g_assert_true(prox_store_add_batch(store, "s", "one", T0, &b1, &error));
+    guint64 added = 0;
+    g_assert_true(prox_store_add_venue_warnings(store, b1, ws, 2, &added, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 2);
+    g_autoptr(GArray) none = load_warnings(store, 0, NULL);
+    g_assert_cmpuint(none->len, ==, 0);
+    g_assert_true(prox_store_finish_batch(store, b1, &error));
+    g_autoptr(GArray) ids = NULL;
+    g_autoptr(GArray) two = load_warnings(store, 0, &ids);
+    g_assert_cmpuint(two->len, ==, 2);
+    g_assert_cmpuint(ids->len, ==, 2);
+    assert_warning_equal(&g_array_index(two, ProxVenueWarning, 0), &ws[0]);
+    assert_warning_equal(&g_array_index(two, ProxVenueWarning, 1), &ws[1]);
+    g_assert_cmpint(g_array_index(ids, gint64, 0), <, g_array_index(ids, gint64, 1));
+    /* A finished batch takes no more. */
+    g_assert_false(prox_store_add_venue_warnings(store, b1, &ws[2], 1, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+    g_assert_false(prox_store_add_venue_warnings(store, 999, &ws[2], 1, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+
+    /* A second list repeating both plus a new one: only the new one is added. */
+    gint64 b2 = 0;
+    guint64 added_keys = 9;
+    g_assert_true(prox_store_import_batch_full(store, "s", "two", T0 + 60, NULL, 0, ws, 3, &b2,
+                                               &added_keys, &added, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 1);
+    g_assert_cmpuint(added_keys, ==, 0);
+    g_autoptr(GArray) since_b1 = load_warnings(store, b1, NULL);
+    g_assert_cmpuint(since_b1->len, ==, 1);
+    assert_warning_equal(&g_array_index(since_b1, ProxVenueWarning, 0), &ws[2]);
+    /* Same location, another window: a different warning. */
+    ProxVenueWarning later = make_venue_warning(1, T0 + DAY);
+    gint64 b3 = 0;
+    g_assert_true(prox_store_import_batch_full(store, "s", "three", T0 + 120, NULL, 0, &later, 1,
+                                               &b3, NULL, &added, &error));
+    g_assert_cmpuint(added, ==, 1);
+
+    /* An invalid warning adds nothing (and names itself); the batch is not imported. */
+    ProxVenueWarning bad[] = {make_venue_warning(5, T0), make_venue_warning(6, T0)};
+    bad[1].transmission_risk_level = 0;
+    g_assert_false(prox_store_import_batch_full(store, "s", "bad", T0 + 180, NULL, 0, bad, 2, NULL,
+                                                NULL, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_assert_nonnull(strstr(error->message, "1"));
+    g_clear_error(&error);
+    gboolean has = TRUE;
+    g_assert_true(prox_store_has_batch(store, "s", "bad", &has, &error));
+    g_assert_false(has);
+    g_autoptr(GArray) all = load_warnings(store, 0, NULL);
+    g_assert_cmpuint(all->len, ==, 4);
+
+    /* Deleted with their batch (retention of batches by import time). */
+    g_assert_true(prox_store_enforce_retention(store, T0 + 60 + 14 * DAY, &error));
+    g_autoptr(GArray) after = load_warnings(store, 0, NULL);
+    g_assert_cmpuint(after->len, ==, 2); /* b1 (imported at T0) went, with its two */
+    g_assert_true(prox_store_enforce_retention(store, T0 + 121 + 14 * DAY, &error));
+    g_autoptr(GArray) gone = load_warnings(store, 0, NULL);
+    g_assert_cmpuint(gone->len, ==, 0);
+    sqlite3 *db = raw_open(f->path);
+    g_assert_cmpint(raw_int(db, "SELECT count(*) FROM venue_warnings"), ==, 0);
+    sqlite3_close(db);
+
+    /* An interrupted import (unfinished batch) is dropped with its warnings when restarted;
+     * a new warning never reuses an old id. */
+    gint64 b4 = 0;
+    g_assert_true(prox_store_add_batch(store, "s", "four", T0 + 15 * DAY, &b4, &error));
+    g_assert_true(prox_store_add_venue_warnings(store, b4, ws, 3, &added, &error));
+    g_assert_cmpuint(added, ==, 3);
+    gint64 b5 = 0;
+    g_assert_true(prox_store_add_batch(store, "s", "four", T0 + 15 * DAY, &b5, &error));
+    g_assert_cmpint(b5, >, b4);
+    db = raw_open(f->path);
+    g_assert_cmpint(raw_int(db, "SELECT count(*) FROM venue_warnings"), ==, 0);
+    sqlite3_close(db);
+    g_assert_true(prox_store_add_venue_warnings(store, b5, ws, 1, &added, &error));
+    g_assert_true(prox_store_finish_batch(store, b5, &error));
+    g_autoptr(GArray) new_ids = NULL;
+    g_autoptr(GArray) last = load_warnings(store, 0, &new_ids);
+    g_assert_cmpuint(last->len, ==, 1);
+    g_assert_cmpint(g_array_index(new_ids, gint64, 0), >, 7);
+    g_assert_no_error(error);
+    prox_store_close(store);
+}
+
+static GArray *load_checkins(ProxStore *store)
+{
+    GArray *out = NULL;
+    GError *error = NULL;
+    g_assert_true(prox_store_load_checkins(store, G_MININT64, &out, &error));
+    g_assert_no_error(error);
+    return out;
+}
+
+static void test_checkins(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    guint8 a[PROX_LOCATION_ID_LEN], b[PROX_LOCATION_ID_LEN];
+    memset(a, 0xaa, sizeof a);
+    memset(b, 0xbb, sizeof b);
+    const gint64 t = T0 + 9 * 3600;
+
+    g_assert_false(prox_store_checkin_add(store, a, t, t, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+    g_assert_false(prox_store_checkin_checkout(store, t, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+
+    gint64 id1 = 0;
+    g_assert_true(prox_store_checkin_add(store, a, t, t + 3600, &id1, &error));
+    g_assert_no_error(error);
+    g_autoptr(GArray) one = load_checkins(store);
+    g_assert_cmpuint(one->len, ==, 1);
+    ProxCheckIn *c = &g_array_index(one, ProxCheckIn, 0);
+    g_assert_cmpint(c->id, ==, id1);
+    g_assert_cmpmem(c->location_id, 32, a, 32);
+    g_assert_cmpint(c->arrived, ==, t);
+    g_assert_cmpint(c->departed, ==, 0);
+    g_assert_cmpint(c->planned_departure, ==, t + 3600);
+
+    /* Not yet time to check out automatically. */
+    gboolean closed = TRUE;
+    g_assert_true(prox_store_checkin_auto_checkout(store, t + 3599, &closed, &error));
+    g_assert_false(closed);
+    /* Checking in elsewhere closes the open one at the new arrival: one open at a time. */
+    gint64 id2 = 0;
+    g_assert_true(prox_store_checkin_add(store, b, t + 1200, t + 1200 + 1800, &id2, &error));
+    g_autoptr(GArray) two = load_checkins(store);
+    g_assert_cmpuint(two->len, ==, 2);
+    g_assert_cmpint(g_array_index(two, ProxCheckIn, 0).id, ==, id2); /* newest first */
+    g_assert_cmpint(g_array_index(two, ProxCheckIn, 0).departed, ==, 0);
+    g_assert_cmpint(g_array_index(two, ProxCheckIn, 1).departed, ==, t + 1200);
+    /* The schema itself refuses a second open one. */
+    sqlite3 *db = raw_open(f->path);
+    g_assert_cmpint(sqlite3_exec(db,
+                                 "INSERT INTO checkins (location_id, arrived, planned_departure)"
+                                 " VALUES (zeroblob(32), 1, 2)",
+                                 NULL, NULL, NULL),
+                    !=, SQLITE_OK);
+    sqlite3_close(db);
+
+    /* Automatic checkout at the planned departure, once it has passed. */
+    g_assert_true(prox_store_checkin_auto_checkout(store, t + 3000 + 5, &closed, &error));
+    g_assert_true(closed);
+    g_assert_true(prox_store_checkin_auto_checkout(store, t + 4000, &closed, &error));
+    g_assert_false(closed);
+    g_autoptr(GArray) closed_list = load_checkins(store);
+    g_assert_cmpint(g_array_index(closed_list, ProxCheckIn, 0).departed, ==, t + 3000);
+
+    /* Manual checkout. */
+    gint64 id3 = 0;
+    g_assert_true(prox_store_checkin_add(store, a, t + 5000, t + 9000, &id3, &error));
+    gint64 out_id = 0;
+    g_assert_true(prox_store_checkin_checkout(store, t + 5600, &out_id, &error));
+    g_assert_cmpint(out_id, ==, id3);
+    g_assert_false(prox_store_checkin_checkout(store, t + 5700, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+
+    /* Editing: the rules of docs/venues.md §3. */
+    const gint64 now = t + 7200;
+    struct {
+        gint64 arrived, departed;
+    } bad[] = {
+        {t + 100, t + 100}, /* departure == arrival */
+        {t + 100, t + 50},  /* before */
+        {t + 100, now + 1}, /* in the future */
+        {now + 10, 0},      /* arrival in the future */
+        {t - DAY, t + 1},   /* over 24 h */
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_assert_false(
+            prox_store_checkin_edit(store, id1, bad[i].arrived, bad[i].departed, now, &error));
+        g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+        g_clear_error(&error);
+    }
+    g_assert_false(prox_store_checkin_edit(store, 12345, t, t + 60, now, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+    g_assert_true(prox_store_checkin_edit(store, id1, t - 600, t + 900, now, &error));
+    g_assert_no_error(error);
+    g_assert_true(prox_store_checkin_edit(store, id2, t + 1200, t + 1200 + DAY, t + 2 * DAY,
+                                          &error)); /* exactly 24 h */
+    g_autoptr(GArray) edited = load_checkins(store);
+    for (guint i = 0; i < edited->len; i++) {
+        ProxCheckIn *e = &g_array_index(edited, ProxCheckIn, i);
+        if (e->id == id1) {
+            g_assert_cmpint(e->arrived, ==, t - 600);
+            g_assert_cmpint(e->departed, ==, t + 900);
+            g_assert_cmpint(e->planned_departure, ==, t + 3000); /* stay length kept */
+        }
+    }
+    /* Reopening one is allowed only while none is open. */
+    g_assert_true(prox_store_checkin_edit(store, id3, t + 5000, 0, now, &error));
+    g_assert_false(prox_store_checkin_edit(store, id1, t - 600, 0, now, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+
+    /* Delete. */
+    g_assert_true(prox_store_checkin_delete(store, id2, &error));
+    g_assert_false(prox_store_checkin_delete(store, id2, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+    g_autoptr(GArray) left = load_checkins(store);
+    g_assert_cmpuint(left->len, ==, 2);
+    g_autoptr(GArray) recent = NULL;
+    g_assert_true(prox_store_load_checkins(store, t, &recent, &error));
+    g_assert_cmpuint(recent->len, ==, 1); /* id1 now arrives before t */
+    g_assert_cmpint(g_array_index(recent, ProxCheckIn, 0).id, ==, id3);
+
+    /* Retention by departure; the open one stays however old. */
+    g_assert_true(prox_store_enforce_retention(store, t + 900 + 14 * DAY, &error));
+    g_autoptr(GArray) kept = load_checkins(store);
+    g_assert_cmpuint(kept->len, ==, 2);
+    g_assert_true(prox_store_enforce_retention(store, t + 901 + 14 * DAY, &error));
+    g_autoptr(GArray) open_only = load_checkins(store);
+    g_assert_cmpuint(open_only->len, ==, 1);
+    g_assert_cmpint(g_array_index(open_only, ProxCheckIn, 0).id, ==, id3);
+    g_assert_true(prox_store_enforce_retention(store, t + 100 * DAY, &error));
+    g_autoptr(GArray) still = load_checkins(store);
+    g_assert_cmpuint(still->len, ==, 1);
+    g_assert_no_error(error);
+    prox_store_close(store);
+}
+
+static void test_venue_exposures(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    ProxVenueExposure e1 = {.warning_id = 5,
+                            .kind = PROX_VENUE_WARNING_VENUE,
+                            .day = T0,
+                            .start = T0 + 3600,
+                            .end = T0 + 4500,
+                            .minutes = 15,
+                            .transmission_risk_level = 4,
+                            .detected_at = T0 + DAY};
+    gboolean is_new = FALSE;
+    g_assert_true(prox_store_save_venue_exposure(store, &e1, &is_new, &error));
+    g_assert_no_error(error);
+    g_assert_true(is_new);
+    g_assert_cmpint(e1.id, >, 0);
+    /* The same warning again (a later sync): not added, id of the stored one. */
+    ProxVenueExposure again = e1;
+    again.id = 0;
+    again.minutes = 99;
+    g_assert_true(prox_store_save_venue_exposure(store, &again, &is_new, &error));
+    g_assert_false(is_new);
+    g_assert_cmpint(again.id, ==, e1.id);
+    ProxVenueExposure e2 = {.warning_id = 6,
+                            .kind = PROX_VENUE_WARNING_SAME_VEHICLE,
+                            .day = T0 + DAY,
+                            .start = T0 + DAY + 60,
+                            .end = T0 + DAY + 1860,
+                            .minutes = 30,
+                            .transmission_risk_level = 2,
+                            .detected_at = T0 + 2 * DAY};
+    g_assert_true(prox_store_save_venue_exposure(store, &e2, &is_new, &error));
+    g_assert_true(is_new);
+    g_assert_cmpint(e2.id, !=, e1.id);
+
+    g_autoptr(GArray) all = NULL;
+    g_assert_true(prox_store_load_venue_exposures(store, 0, &all, &error));
+    g_assert_cmpuint(all->len, ==, 2);
+    ProxVenueExposure *got = &g_array_index(all, ProxVenueExposure, 0); /* newest first */
+    g_assert_cmpint(got->id, ==, e2.id);
+    g_assert_cmpint(got->warning_id, ==, 6);
+    g_assert_cmpint(got->kind, ==, PROX_VENUE_WARNING_SAME_VEHICLE);
+    g_assert_cmpint(got->day, ==, T0 + DAY);
+    g_assert_cmpint(got->start, ==, T0 + DAY + 60);
+    g_assert_cmpint(got->end, ==, T0 + DAY + 1860);
+    g_assert_cmpuint(got->minutes, ==, 30);
+    g_assert_cmpint(got->transmission_risk_level, ==, 2);
+    g_assert_cmpint(got->detected_at, ==, T0 + 2 * DAY);
+    g_assert_cmpuint(g_array_index(all, ProxVenueExposure, 1).minutes, ==, 15); /* first kept */
+    g_autoptr(GArray) recent = NULL;
+    g_assert_true(prox_store_load_venue_exposures(store, T0 + DAY, &recent, &error));
+    g_assert_cmpuint(recent->len, ==, 1);
+
+    /* Retention by end. */
+    g_assert_true(prox_store_enforce_retention(store, T0 + 4500 + 14 * DAY, &error));
+    g_autoptr(GArray) kept = NULL;
+    g_assert_true(prox_store_load_venue_exposures(store, 0, &kept, &error));
+    g_assert_cmpuint(kept->len, ==, 2);
+    g_assert_true(prox_store_enforce_retention(store, T0 + 4501 + 14 * DAY, &error));
+    g_autoptr(GArray) one = NULL;
+    g_assert_true(prox_store_load_venue_exposures(store, 0, &one, &error));
+    g_assert_cmpuint(one->len, ==, 1);
+    g_assert_cmpint(g_array_index(one, ProxVenueExposure, 0).warning_id, ==, 6);
+    g_assert_no_error(error);
+    prox_store_close(store);
+}
+
+static void add_beacon_scan(ProxStore *store, gint64 start, gint64 end, const guint *rpis, guint n,
+                            gint64 seen)
+{
+    GError *error = NULL;
+    gint64 id = 0;
+    g_assert_true(prox_store_scan_begin(store, start, &id, &error));
+    g_autoptr(ProxSightingBatch) batch = prox_sighting_batch_new();
+    for (guint i = 0; i < n; i++) {
+        ProxRpi rpi = make_rpi(rpis[i]);
+        ProxAem aem = make_aem(rpis[i]);
+        prox_sighting_batch_add(batch, id, &rpi, &aem, -60, seen);
+    }
+    g_assert_true(prox_store_commit_sightings(store, batch, &error));
+    if (end >= 0)
+        g_assert_true(prox_store_scan_end(store, id, end, &error));
+    g_assert_no_error(error);
+}
+
+static void test_trip_log(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 30);
+    GError *error = NULL;
+    const gint64 t = T0 + 6 * 3600; /* an interval boundary */
+    const guint e = prox_interval_number(t);
+    /* Interval e: two scans, RPIs {1,2} and {2,3}: 3 distinct, 2 x 60 s scanning. */
+    const guint r1[] = {1, 2}, r2[] = {2, 3};
+    add_beacon_scan(store, t + 10, t + 70, r1, 2, t + 20);
+    add_beacon_scan(store, t + 300, t + 360, r2, 2, t + 310);
+    /* Interval e+1: nothing heard, but in service (one scan across the boundary into e+2:
+     * 100 s in e+1, 50 s in e+2). */
+    add_beacon_scan(store, t + 1100, t + 1250, NULL, 0, t + 1100);
+    /* Interval e+2 also hears RPI 3 (counted there again: a new interval). */
+    const guint r3[] = {3};
+    add_beacon_scan(store, t + 1300, t + 1310, r3, 1, t + 1305);
+    /* Out of service for e+3..e+5; e+6 has an open scan (crash), which still counts. */
+    add_beacon_scan(store, t + 6 * 600 + 5, -1, NULL, 0, t + 6 * 600 + 5);
+
+    g_autoptr(GArray) log = NULL;
+    g_assert_true(prox_store_load_trip_log(store, t, t + 7 * 600, &log, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(log->len, ==, 4);
+    ProxTripInterval *i0 = &g_array_index(log, ProxTripInterval, 0);
+    g_assert_cmpuint(i0->interval, ==, e);
+    g_assert_cmpuint(i0->distinct_rpis, ==, 3);
+    g_assert_cmpuint(i0->scan_seconds, ==, 120);
+    ProxTripInterval *i1 = &g_array_index(log, ProxTripInterval, 1);
+    g_assert_cmpuint(i1->interval, ==, e + 1);
+    g_assert_cmpuint(i1->distinct_rpis, ==, 0);
+    g_assert_cmpuint(i1->scan_seconds, ==, 100);
+    ProxTripInterval *i2 = &g_array_index(log, ProxTripInterval, 2);
+    g_assert_cmpuint(i2->interval, ==, e + 2);
+    g_assert_cmpuint(i2->distinct_rpis, ==, 1);
+    g_assert_cmpuint(i2->scan_seconds, ==, 60);
+    ProxTripInterval *i3 = &g_array_index(log, ProxTripInterval, 3);
+    g_assert_cmpuint(i3->interval, ==, e + 6);
+    g_assert_cmpuint(i3->distinct_rpis, ==, 0);
+
+    /* A narrower range clips: only e+1 and e+2, with e+2's scanning cut at the end. */
+    g_autoptr(GArray) part = NULL;
+    g_assert_true(prox_store_load_trip_log(store, t + 600, t + 1210, &part, &error));
+    g_assert_cmpuint(part->len, ==, 2);
+    g_assert_cmpuint(g_array_index(part, ProxTripInterval, 0).interval, ==, e + 1);
+    g_assert_cmpuint(g_array_index(part, ProxTripInterval, 1).interval, ==, e + 2);
+    g_assert_cmpuint(g_array_index(part, ProxTripInterval, 1).scan_seconds, ==, 10);
+    g_assert_cmpuint(g_array_index(part, ProxTripInterval, 1).distinct_rpis, ==, 0);
+    g_autoptr(GArray) empty = NULL;
+    g_assert_true(prox_store_load_trip_log(store, t + DAY, t + 2 * DAY, &empty, &error));
+    g_assert_cmpuint(empty->len, ==, 0);
+    g_assert_no_error(error);
+    prox_store_close(store);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1223,6 +1714,11 @@ int main(int argc, char **argv)
     ADD("retention/edges", test_retention_edges);
     ADD("retention/longer", test_retention_longer);
     ADD("retention/automatic", test_retention_automatic);
+    ADD("open/migrate-from-v2", test_migrate_from_v2);
+    ADD("venues/warnings", test_venue_warnings);
+    ADD("venues/checkins", test_checkins);
+    ADD("venues/exposures", test_venue_exposures);
+    ADD("venues/trip-log", test_trip_log);
 #undef ADD
     return g_test_run();
 }

@@ -286,9 +286,8 @@ static GVariant *call_proxd_full(Ctx *c, const char *what, const char *method, G
                                  int timeout_ms, GError **error)
 {
     g_autoptr(GError) local = NULL;
-    g_autoptr(GVariant) reply =
-        g_dbus_proxy_call_sync(G_DBUS_PROXY(c->proxd), method, args, G_DBUS_CALL_FLAGS_NONE,
-                               timeout_ms, NULL, &local);
+    g_autoptr(GVariant) reply = g_dbus_proxy_call_sync(
+        G_DBUS_PROXY(c->proxd), method, args, G_DBUS_CALL_FLAGS_NONE, timeout_ms, NULL, &local);
     if (reply == NULL) {
         if (error != NULL)
             g_propagate_error(error, g_steal_pointer(&local));
@@ -518,9 +517,8 @@ static const char *venue_text(const char *kind)
 static void print_venue_tier(Ctx *c, guint days, JsonBuilder *b)
 {
     g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) list =
-        call_proxd_full(c, "venue exposures", "GetVenueExposures", g_variant_new("(u)", days),
-                        CALL_TIMEOUT_MS, &error);
+    g_autoptr(GVariant) list = call_proxd_full(c, "venue exposures", "GetVenueExposures",
+                                               g_variant_new("(u)", days), CALL_TIMEOUT_MS, &error);
     guint count = proxd_dbus_manager1_get_venue_exposures(c->proxd);
     if (list == NULL) {
         g_autofree char *remote = g_dbus_error_get_remote_error(error);
@@ -633,8 +631,7 @@ static int cmd_exposures(Ctx *c)
 
 static int cmd_checkin(Ctx *c)
 {
-    g_autoptr(GVariant) r =
-        call_proxd(c, "checkin", "CheckIn", g_variant_new("(s)", c->opts->arg));
+    g_autoptr(GVariant) r = call_proxd(c, "checkin", "CheckIn", g_variant_new("(s)", c->opts->arg));
     if (r == NULL)
         return EXIT_FAILURE_;
     if (c->opts->json) {
@@ -660,8 +657,7 @@ static int cmd_checkin(Ctx *c)
         g_print("  %s\n", address);
     g_print("  Type: %s; default stay %u minutes\n", type, stay);
     g_print("  Automatic checkout at %s ('proxctl checkout' to leave earlier)\n", planned);
-    g_print("  Check-in %" G_GINT64_FORMAT ": only the location id and the times are stored\n",
-            id);
+    g_print("  Check-in %" G_GINT64_FORMAT ": only the location id and the times are stored\n", id);
     return EXIT_OK;
 }
 
@@ -734,8 +730,7 @@ static int cmd_checkins(Ctx *c)
             g_autofree char *planned = format_hm((gint64)dict_time(e, "planned-departure"));
             departed_s = g_strdup_printf("open, checkout at %s", planned);
         }
-        g_print("  %5" G_GINT64_FORMAT "  %-16s  %-30s  %s\n", id, arrived_s, departed_s,
-                location);
+        g_print("  %5" G_GINT64_FORMAT "  %-16s  %-30s  %s\n", id, arrived_s, departed_s, location);
     }
     return EXIT_OK;
 }
@@ -796,9 +791,8 @@ static int cmd_checkin_edit(Ctx *c)
             current = g_steal_pointer(&e);
     }
     if (current == NULL) {
-        g_printerr("proxctl: checkin-edit: no check-in %" G_GINT64_FORMAT
-                   " (see proxctl checkins)\n",
-                   id);
+        g_printerr(
+            "proxctl: checkin-edit: no check-in %" G_GINT64_FORMAT " (see proxctl checkins)\n", id);
         return EXIT_FAILURE_;
     }
     gint64 arrived = (gint64)dict_time(current, "arrived");
@@ -1182,8 +1176,8 @@ static GArray *choose_checkins(const Options *opts, GVariant *offered)
         g_autofree char *when = describe_checkin(e);
         gboolean include = opts->yes;
         if (!opts->yes) {
-            g_autofree char *q = g_strdup_printf("  Include check-in %" G_GINT64_FORMAT ", %s?",
-                                                 id, when);
+            g_autofree char *q =
+                g_strdup_printf("  Include check-in %" G_GINT64_FORMAT ", %s?", id, when);
             include = ask(q);
         } else if (!opts->json) {
             g_print("  check-in %" G_GINT64_FORMAT ", %s\n", id, when);
@@ -1253,12 +1247,12 @@ static int cmd_report(Ctx *c)
         g_print("Nothing was sent.\n");
         return EXIT_FAILURE_;
     }
-    g_autoptr(GVariant) r = call_proxd_full(
-        c, "report", "Report",
-        g_variant_new("(s@at@ax)", opts->code, days,
-                      g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, chosen->data, chosen->len,
-                                                sizeof(gint64))),
-        G_MAXINT, NULL);
+    g_autoptr(GVariant) r =
+        call_proxd_full(c, "report", "Report",
+                        g_variant_new("(s@at@ax)", opts->code, days,
+                                      g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, chosen->data,
+                                                                chosen->len, sizeof(gint64))),
+                        G_MAXINT, NULL);
     if (r == NULL)
         return EXIT_FAILURE_;
     guint32 inserted = g_variant_get_uint32(r);

@@ -1,8 +1,11 @@
 /* test-keyserver.c - prox-keyserver over HTTP on loopback: uploads that are stored, every kind
- * of refusal (each a 4xx with its JSON reason, and nothing stored), rate limiting, racing
+ * of refusal (each a 4xx with its JSON reason, and nothing stored), venue check-ins (stored,
+ * published as VENUE warnings, each bad one refusing the upload), rate limiting, racing
  * uploads with one code, scheduled publishing, the simulated clock, clean shutdown. */
 #include "authority-test-util.h"
 #include "prox-export.h"
+#include "prox-hex.h"
+#include "prox-venue.h"
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -394,6 +397,201 @@ static void test_upload_repeat_keys(Fixture *f, gconstpointer data)
     g_assert_cmpint(code_used(f), ==, 2);
 }
 
+/* ---- venue check-ins (docs/venues.md §6) ---- */
+
+#define DAY 86400
+
+/* An upload with 2 keys and the given "checkins" member (raw JSON). */
+static char *checkin_body(const char *code, const char *checkins)
+{
+    g_autofree char *base = test_upload_body(code, 2, NULL);
+    base[strlen(base) - 1] = '\0';
+    return g_strdup_printf("%s,\"checkins\":%s}", base, checkins);
+}
+
+static char *checkin_json(const uint8_t id[PROX_LOCATION_ID_LEN], gint64 start, gint64 end)
+{
+    g_autofree char *hex = prox_hex_dup(id, PROX_LOCATION_ID_LEN);
+    return g_strdup_printf("{\"locationId\":\"%s\",\"start\":%" G_GINT64_FORMAT
+                           ",\"end\":%" G_GINT64_FORMAT "}",
+                           hex, start, end);
+}
+
+static gint64 checkins_stored(Fixture *f)
+{
+    return test_db_int(f->db, "SELECT count(*) FROM checkins");
+}
+
+/* Valid check-ins are stored with the upload, then published as VENUE warnings. */
+static void test_checkins_stored_and_published(Fixture *f, gconstpointer data)
+{
+    uint8_t ids[3][PROX_LOCATION_ID_LEN];
+    randombytes_buf(ids, sizeof ids);
+    const gint64 windows[3][2] = {
+        {TEST_NOW - DAY, TEST_NOW - DAY + 3600},
+        /* the edges: 24 h long, ending now; starting exactly 14 days ago */
+        {TEST_NOW - DAY, TEST_NOW},
+        {TEST_NOW - 14 * DAY, TEST_NOW - 14 * DAY + 600},
+    };
+    GString *list = g_string_new("[");
+    for (int i = 0; i < 3; i++) {
+        g_autofree char *c = checkin_json(ids[i], windows[i][0], windows[i][1]);
+        g_string_append_printf(list, "%s%s", i ? "," : "", c);
+    }
+    g_string_append(list, "]");
+    g_autofree char *checkins = g_string_free(list, FALSE);
+    g_autofree char *code = test_issue_code(f->db, NULL, NULL);
+    g_autofree char *body = checkin_body(code, checkins);
+    g_autofree char *answer = NULL;
+    g_assert_cmpint(test_http("POST", f->upload_url, JSON, body, strlen(body), &answer, NULL), ==,
+                    200);
+    g_assert_cmpint(test_json_int(answer, "inserted"), ==, 2);
+    g_assert_cmpint(test_json_int(answer, "checkins"), ==, 3);
+    g_assert_cmpint(checkins_stored(f), ==, 3);
+    /* With the code's report type (confirmed test), unpublished. */
+    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM checkins WHERE report_type = 1 AND "
+                                       "source = 0 AND run_id IS NULL AND uploaded_at = "
+                                       "1590000000"),
+                    ==, 3);
+    /* No checkins member, or an empty one: fine. */
+    g_autofree char *code2 = test_issue_code(f->db, NULL, NULL);
+    g_autofree char *body2 = checkin_body(code2, "[]");
+    g_clear_pointer(&answer, g_free);
+    g_assert_cmpint(test_http("POST", f->upload_url, JSON, body2, strlen(body2), &answer, NULL), ==,
+                    200);
+    g_assert_cmpint(test_json_int(answer, "checkins"), ==, 0);
+    g_assert_cmpint(checkins_stored(f), ==, 3);
+
+    /* Publish: each check-in becomes a VENUE warning with its location hash, window and the
+     * risk of a confirmed test. */
+    g_autofree char *keydir = g_build_filename(f->dir, "keys", NULL);
+    g_autofree char *sec = g_build_filename(keydir, "310-v1.sec", NULL);
+    g_autofree char *pub = g_build_filename(keydir, "310-v1.pub", NULL);
+    g_autofree char *out = g_build_filename(f->dir, "pub", NULL);
+    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version", "v1",
+                                   "--dir", keydir, NULL),
+                    ==, 0);
+    g_autofree char *printed = NULL;
+    g_assert_cmpint(test_authority(&printed, NULL, "publish", "--db", f->db, "--key", sec, "--out",
+                                   out, "--now", TEST_NOW_ARG, "--min-keys", "0",
+                                   "--padding-jitter", "0", NULL),
+                    ==, 0);
+    g_assert_nonnull(strstr(printed, "published 3 warnings"));
+    g_autofree char *index_path = g_build_filename(out, "index.txt", NULL);
+    g_autofree char *index = NULL;
+    g_assert_true(g_file_get_contents(index_path, &index, NULL, NULL));
+    g_auto(GStrv) names = g_strsplit(g_strstrip(index), "\n", -1);
+    g_assert_cmpuint(g_strv_length(names), ==, 1);
+    g_autoptr(ProxExportKeyring) keyring = prox_export_keyring_new();
+    g_autoptr(GError) error = NULL;
+    g_assert_true(prox_export_keyring_add_file(keyring, NULL, NULL, pub, &error));
+    g_autofree char *zip = g_build_filename(out, names[0], NULL);
+    g_autoptr(ProxExport) export = NULL;
+    g_assert_true(prox_export_read(zip, keyring, &export, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(export->keys->len, ==, 4);
+    g_assert_cmpuint(export->venue_warnings->len, ==, 3);
+    for (int i = 0; i < 3; i++) {
+        uint8_t hash[PROX_LOCATION_HASH_LEN];
+        prox_venue_location_hash(ids[i], hash);
+        gboolean found = FALSE;
+        for (guint k = 0; k < export->venue_warnings->len; k++) {
+            const ProxVenueWarning *w = &g_array_index(export->venue_warnings, ProxVenueWarning, k);
+            if (memcmp(w->location_hash, hash, sizeof hash) != 0)
+                continue;
+            found = TRUE;
+            g_assert_cmpint(w->kind, ==, PROX_VENUE_WARNING_VENUE);
+            g_assert_cmpint(w->start, ==, windows[i][0]);
+            g_assert_cmpint(w->end, ==, windows[i][1]);
+            g_assert_cmpint(w->transmission_risk_level, ==, 7);
+        }
+        g_assert_true(found);
+    }
+    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM checkins WHERE run_id IS NOT NULL"),
+                    ==, 3);
+}
+
+/* Each bad check-in refuses the whole upload: 400 with its reason, nothing stored. */
+static void test_checkins_refused(Fixture *f, gconstpointer data)
+{
+    uint8_t id[PROX_LOCATION_ID_LEN];
+    randombytes_buf(id, sizeof id);
+    g_autofree char *good = checkin_json(id, TEST_NOW - DAY, TEST_NOW - DAY + 600);
+    g_autofree char *future = checkin_json(id, TEST_NOW - 600, TEST_NOW + 1);
+    g_autofree char *long_stay = checkin_json(id, TEST_NOW - DAY - 2, TEST_NOW - 1);
+    g_autofree char *too_old = checkin_json(id, TEST_NOW - 14 * DAY - 1, TEST_NOW - 13 * DAY);
+    g_autofree char *backwards = checkin_json(id, TEST_NOW - 600, TEST_NOW - 1200);
+    g_autofree char *empty = checkin_json(id, TEST_NOW - 600, TEST_NOW - 600);
+    GString *many = g_string_new("[");
+    for (int i = 0; i < 61; i++) {
+        uint8_t other[PROX_LOCATION_ID_LEN];
+        randombytes_buf(other, sizeof other);
+        g_autofree char *c = checkin_json(other, TEST_NOW - DAY, TEST_NOW - DAY + 600);
+        g_string_append_printf(many, "%s%s", i ? "," : "", c);
+    }
+    g_string_append(many, "]");
+    g_autofree char *too_many = g_string_free(many, FALSE);
+    g_autofree char *hex = prox_hex_dup(id, PROX_LOCATION_ID_LEN);
+    g_autofree char *bad_hex = g_strdup(hex);
+    bad_hex[10] = 'g';
+    g_autofree char *short_hex = g_strndup(hex, 63);
+    const struct {
+        const char *name;
+        char *checkins;
+        const char *reason;
+    } cases[] = {
+        {"too many", g_strdup(too_many), "too_many_checkins"},
+        {"in the future", g_strdup_printf("[%s,%s]", good, future), "checkin_in_future"},
+        {"longer than 24 h", g_strdup_printf("[%s]", long_stay), "bad_checkin_time"},
+        {"older than 14 days", g_strdup_printf("[%s]", too_old), "checkin_too_old"},
+        {"end before start", g_strdup_printf("[%s]", backwards), "bad_checkin_time"},
+        {"empty stay", g_strdup_printf("[%s]", empty), "bad_checkin_time"},
+        {"bad hex", g_strdup_printf("[{\"locationId\":\"%s\",\"start\":%d,\"end\":%d}]", bad_hex,
+                                    TEST_NOW - 600, TEST_NOW - 60),
+         "bad_location_id"},
+        {"63 hex digits",
+         g_strdup_printf("[{\"locationId\":\"%s\",\"start\":%d,\"end\":%d}]", short_hex,
+                         TEST_NOW - 600, TEST_NOW - 60),
+         "bad_location_id"},
+        {"no location id", g_strdup_printf("[{\"start\":%d,\"end\":%d}]", TEST_NOW - 600,
+                                           TEST_NOW - 60),
+         "bad_location_id"},
+        {"start missing",
+         g_strdup_printf("[{\"locationId\":\"%s\",\"end\":%d}]", hex, TEST_NOW - 60),
+         "bad_checkin_time"},
+        {"start a string",
+         g_strdup_printf("[{\"locationId\":\"%s\",\"start\":\"%d\",\"end\":%d}]", hex,
+                         TEST_NOW - 600, TEST_NOW - 60),
+         "bad_checkin_time"},
+        {"not an object", g_strdup("[1]"), "bad_checkin"},
+        {"not an array", g_strdup("{}"), "bad_checkins"},
+        {"twice", g_strdup_printf("[%s,%s]", good, good), "duplicate_checkin"},
+    };
+    g_autofree char *code = test_issue_code(f->db, NULL, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_test_message("case: %s", cases[i].name);
+        g_autofree char *body = checkin_body(code, cases[i].checkins);
+        post_expect(f, body, 400, cases[i].reason);
+        g_assert_cmpint(checkins_stored(f), ==, 0);
+        g_assert_cmpint(keys_stored(f), ==, 0);
+        g_assert_cmpint(code_used(f), ==, 0);
+        g_free(cases[i].checkins);
+    }
+    /* The code still works, with the good check-in. */
+    g_autofree char *list = g_strdup_printf("[%s]", good);
+    g_autofree char *body = checkin_body(code, list);
+    post_expect(f, body, 200, "");
+    g_assert_cmpint(checkins_stored(f), ==, 1);
+    /* The same check-in reported again (another code): stored once. */
+    g_autofree char *code2 = test_issue_code(f->db, NULL, NULL);
+    g_autofree char *again = checkin_body(code2, list);
+    g_autofree char *answer = NULL;
+    g_assert_cmpint(test_http("POST", f->upload_url, JSON, again, strlen(again), &answer, NULL), ==,
+                    200);
+    g_assert_cmpint(test_json_int(answer, "checkins"), ==, 0);
+    g_assert_cmpint(checkins_stored(f), ==, 1);
+}
+
 static void test_rate_limit(void)
 {
     g_autofree char *dir = test_tmpdir_new();
@@ -562,6 +760,8 @@ int main(int argc, char **argv)
     ADD("/keyserver/upload/oversized", test_upload_oversized);
     ADD("/keyserver/upload/race", test_upload_race);
     ADD("/keyserver/upload/repeat-keys", test_upload_repeat_keys);
+    ADD("/keyserver/checkins/stored-and-published", test_checkins_stored_and_published);
+    ADD("/keyserver/checkins/refused", test_checkins_refused);
     g_test_add_func("/keyserver/rate-limit", test_rate_limit);
     g_test_add_func("/keyserver/scheduled-publish", test_scheduled_publish);
     g_test_add_func("/keyserver/sim-clock", test_sim_clock);

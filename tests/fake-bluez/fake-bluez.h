@@ -123,6 +123,7 @@ struct FbAdvert {
     FbBdaddr address;
     gboolean from_public;
     guint refreshes;
+    guint kept_address;   /* refreshes that kept the old address (legacy, scanning) */
     gint64 registered_us; /* sim time */
 };
 

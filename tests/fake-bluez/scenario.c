@@ -175,10 +175,10 @@ static gboolean parse_device(FbScenario *s, JsonNode *node, guint i, const Radio
                              GError **error)
 {
     static const char *const keys[] = {
-        "name",        "adapter", "role",    "address",   "tx_power", "path_loss_exponent",
-        "noise_sigma", "present", "powered", "waypoints", NULL};
+        "name",        "adapter", "role",    "address",   "tx_power",   "path_loss_exponent",
+        "noise_sigma", "present", "powered", "waypoints", "controller", NULL};
     g_autofree char *where = g_strdup_printf("devices[%u]", i);
-    const char *name = NULL, *role = NULL, *address = NULL;
+    const char *name = NULL, *role = NULL, *address = NULL, *controller = NULL;
     double adapter = -1;
     FbSimDevice *dev;
     JsonObject *obj;
@@ -189,8 +189,12 @@ static gboolean parse_device(FbScenario *s, JsonNode *node, guint i, const Radio
     if (!check_keys(obj, keys, where, error) || !get_string(obj, "name", &name, where, error) ||
         !get_number(obj, "adapter", &adapter, where, error) ||
         !get_string(obj, "role", &role, where, error) ||
-        !get_string(obj, "address", &address, where, error))
+        !get_string(obj, "address", &address, where, error) ||
+        !get_string(obj, "controller", &controller, where, error))
         return FALSE;
+    if (controller != NULL && !g_str_equal(controller, "dual") &&
+        !g_str_equal(controller, "le-legacy"))
+        return fail(error, where, "\"controller\" must be \"dual\" or \"le-legacy\"");
     if (name == NULL || *name == '\0')
         return fail(error, where, "\"name\" is required");
     if (adapter < 0 || adapter > FB_MAX_ADAPTER || adapter != floor(adapter))
@@ -202,6 +206,7 @@ static gboolean parse_device(FbScenario *s, JsonNode *node, guint i, const Radio
 
     dev = sim_device_new(name, (guint)adapter, d);
     g_ptr_array_add(s->devices, dev);
+    dev->legacy_advertising = g_strcmp0(controller, "le-legacy") == 0;
     if (role != NULL) {
         g_free(dev->role);
         dev->role = g_strdup(role);

@@ -21,8 +21,12 @@ typedef struct {
     double noise_sigma; /* dB, applied to what this device hears */
     gboolean present;   /* plugged in when the fake starts */
     gboolean powered;   /* powered when plugged in (BlueZ AutoEnable) */
-    GArray *waypoints;  /* FbWaypoint, t ascending, at least one */
-    gboolean pinned;    /* SetPosition override */
+    /* "controller": "le-legacy": an LE-only controller with legacy advertising (btvirt -L),
+     * one random address for advertising and scanning; "dual" (default): extended
+     * advertising sets with addresses of their own. */
+    gboolean legacy_advertising;
+    GArray *waypoints; /* FbWaypoint, t ascending, at least one */
+    gboolean pinned;   /* SetPosition override */
     double pin_x, pin_y;
 } FbSimDevice;
 

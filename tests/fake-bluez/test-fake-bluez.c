@@ -239,6 +239,7 @@ typedef struct {
     guint manager_added;           /* LEAdvertisingManager1 interface-added on hci0 */
     gboolean manager_at_first_add; /* hci0 already had the manager when first seen */
     gboolean hci0_seen;
+    const char *scenario; /* file in tests/scenarios; NULL: two-devices.json */
 } Fixture;
 
 static GDBusConnection *connect_bus(Fixture *f)
@@ -345,7 +346,8 @@ static void fake_start(Fixture *f)
 {
     g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
     g_autofree char *scenario =
-        g_test_build_filename(G_TEST_DIST, "..", "scenarios", "two-devices.json", NULL);
+        g_test_build_filename(G_TEST_DIST, "..", "scenarios",
+                              f->scenario != NULL ? f->scenario : "two-devices.json", NULL);
     g_autofree char *program = NULL;
     g_autoptr(GError) error = NULL;
 
@@ -456,6 +458,13 @@ static void fixture_setup(Fixture *f, gconstpointer data)
 static void fixture_setup_fast(Fixture *f, gconstpointer data)
 {
     fixture_setup_speed(f, 20.0);
+}
+
+/* alice (hci0) and bob (hci1) on LE-only controllers with legacy advertising. */
+static void fixture_setup_legacy(Fixture *f, gconstpointer data)
+{
+    f->scenario = "legacy-le.json";
+    fixture_setup_speed(f, 1.0);
 }
 
 static GVariant *control(Fixture *f, const char *method, GVariant *params);
@@ -795,6 +804,7 @@ static void test_scenario_and_radio(void)
         " \"devices\": ["
         "  {\"name\": \"a\", \"adapter\": 0, \"waypoints\": [{\"t\": 0, \"x\": 0, \"y\": 0}]},"
         "  {\"name\": \"b\", \"adapter\": 3, \"role\": \"beacon\", \"path_loss_exponent\": 3,"
+        "   \"controller\": \"le-legacy\","
         "   \"waypoints\": [{\"t\": 10, \"x\": 0, \"y\": 0}, {\"t\": 20, \"x\": 10, \"y\": 0}]}]}";
     g_autoptr(GError) error = NULL;
     g_autoptr(FbScenario) s = fb_scenario_parse(json, -1, &error);
@@ -809,6 +819,8 @@ static void test_scenario_and_radio(void)
     g_assert_nonnull(a);
     g_assert_nonnull(b);
     g_assert_cmpstr(b->role, ==, "beacon");
+    g_assert_false(a->legacy_advertising);
+    g_assert_true(b->legacy_advertising);
     g_assert_cmpfloat(s->min_rssi, ==, -90);
     fb_sim_device_position(b, 0, &x, &y);
     g_assert_cmpfloat(x, ==, 0);
@@ -831,8 +843,10 @@ static void test_scenario_and_radio(void)
     g_assert_cmpfloat(fabs(sum / 20000), <, 0.05);
     g_assert_cmpfloat(fabs(sum2 / 20000 - 1), <, 0.05);
 
-    for (guint i = 0; i < 4; i++) {
+    for (guint i = 0; i < 5; i++) {
         static const char *const bad[] = {
+            "{\"devices\": [{\"name\": \"a\", \"adapter\": 0, \"controller\": \"bredr\", "
+            "\"waypoints\": [{\"t\": 0, \"x\": 0, \"y\": 0}]}]}",
             "{\"devices\": [{\"name\": \"a\", \"adapter\": 0, \"wayponts\": []}]}",
             "{\"devices\": [{\"name\": \"a\", \"adapter\": 0, \"waypoints\": "
             "[{\"t\": 5, \"x\": 0, \"y\": 0}, {\"t\": 1, \"x\": 0, \"y\": 0}]}]}",
@@ -962,6 +976,133 @@ static void test_register_and_refresh(Fixture *f, gconstpointer data)
     g_assert_cmpstr(f->last_removed_reason, ==, "unregistered");
     g_assert_null(find_registration(f, me, ADV_PATH));
     g_assert_cmpuint(ad->releases, ==, 0);
+    advert_free(ad);
+}
+
+static guint lookup_uint(GVariant *dict, const char *key)
+{
+    guint32 value = 0;
+
+    g_assert_true(g_variant_lookup(dict, key, "u", &value));
+    return value;
+}
+
+/* A legacy controller has one random address for advertising and scanning and cannot change
+ * it while it scans: registering fails there, and new data keeps the old address. */
+static void test_legacy_controller(Fixture *f, gconstpointer data)
+{
+    const char *me = g_dbus_connection_get_unique_name(f->conn);
+    g_autoptr(GVariant) devices = control(f, "ListDevices", NULL);
+    g_autoptr(GVariant) list = g_variant_get_child_value(devices, 0);
+    g_autoptr(GVariant) reg = NULL;
+    g_autoptr(GVariant) sd = NULL;
+    g_autofree char *addr1 = NULL, *addr2 = NULL, *addr3 = NULL;
+    TestAdvert *ad, *other;
+    const GError *err;
+    guint events;
+
+    for (gsize i = 0; i < g_variant_n_children(list); i++) {
+        g_autoptr(GVariant) dev = g_variant_get_child_value(list, i);
+        g_autofree char *controller = lookup_string(dev, "Controller");
+        g_assert_cmpstr(controller, ==, "le-legacy");
+    }
+    wait_adapters_ready(f);
+
+    /* While hci0 scans (anyone's discovery session), a registration is refused with what
+     * bluetoothd 5.66 answers on btvirt -L, after reading the object back. */
+    call_ok(f->conn, HCI0, "org.bluez.Adapter1", "StartDiscovery", NULL);
+    WAIT_FOR(prop_bool(f, HCI0, "org.bluez.Adapter1", "Discovering", TRUE), WAIT_MS,
+             "Discovering on hci0");
+    ad = advert_new(f->conn, ADV_PATH, service_data_of(0x10, 20));
+    err = advert_register(ad, HCI0);
+    assert_remote_error(err, "org.bluez.Error.Failed");
+    g_assert_true(strstr(err->message, "Failed to register advertisement") != NULL);
+    g_assert_cmpuint(ad->reads, ==, 1);
+    g_assert_null(find_registration(f, me, ADV_PATH));
+    g_assert_cmpint(prop_byte(f, HCI0, "org.bluez.LEAdvertisingManager1", "ActiveInstances"), ==,
+                    0);
+    /* The other adapter does not scan: it takes one. */
+    other = advert_new(f->conn, "/org/proxd/test/other", service_data_of(0x20, 20));
+    g_assert_no_error(advert_register(other, HCI1));
+
+    /* With discovery stopped it works, from a fresh random address. */
+    call_ok(f->conn, HCI0, "org.bluez.Adapter1", "StopDiscovery", NULL);
+    WAIT_FOR(prop_bool(f, HCI0, "org.bluez.Adapter1", "Discovering", FALSE), WAIT_MS,
+             "Discovering false on hci0");
+    events = f->adv_events;
+    g_assert_no_error(advert_register(ad, HCI0));
+    WAIT_FOR(f->adv_events > events, WAIT_MS, "the advertisement on the air");
+    reg = find_registration(f, me, ADV_PATH);
+    addr1 = lookup_string(reg, "Address");
+    g_assert_true(is_nrpa_string(addr1));
+
+    /* Scanning again, the registration stays on the air; new data (an in-place refresh) goes
+     * out from the old address. */
+    call_ok(f->conn, HCI0, "org.bluez.Adapter1", "StartDiscovery", NULL);
+    WAIT_FOR(prop_bool(f, HCI0, "org.bluez.Adapter1", "Discovering", TRUE), WAIT_MS,
+             "Discovering on hci0 again");
+    events = f->adv_events;
+    advert_change_service_data(ad, service_data_of(0x40, 20));
+    WAIT_FOR(f->adv_events > events, WAIT_MS, "the refresh");
+    g_clear_pointer(&reg, g_variant_unref);
+    reg = find_registration(f, me, ADV_PATH);
+    addr2 = lookup_string(reg, "Address");
+    g_assert_cmpstr(addr2, ==, addr1);
+    sd = g_variant_lookup_value(reg, "ServiceData", G_VARIANT_TYPE_VARDICT);
+    g_assert_true(g_variant_equal(sd, ad->service_data));
+    g_assert_cmpuint(lookup_uint(reg, "Refreshes"), ==, 1);
+    g_assert_cmpuint(lookup_uint(reg, "KeptAddress"), ==, 1);
+
+    /* Not scanning, a refresh gets a new address, as on any controller. */
+    call_ok(f->conn, HCI0, "org.bluez.Adapter1", "StopDiscovery", NULL);
+    WAIT_FOR(prop_bool(f, HCI0, "org.bluez.Adapter1", "Discovering", FALSE), WAIT_MS,
+             "Discovering false on hci0 again");
+    events = f->adv_events;
+    advert_change_service_data(ad, service_data_of(0x60, 20));
+    WAIT_FOR(f->adv_events > events, WAIT_MS, "the second refresh");
+    g_clear_pointer(&reg, g_variant_unref);
+    reg = find_registration(f, me, ADV_PATH);
+    addr3 = lookup_string(reg, "Address");
+    g_assert_true(is_nrpa_string(addr3));
+    g_assert_cmpstr(addr3, !=, addr1);
+    g_assert_cmpuint(lookup_uint(reg, "KeptAddress"), ==, 1);
+
+    call_ok(f->conn, HCI0, "org.bluez.LEAdvertisingManager1", "UnregisterAdvertisement",
+            g_variant_new("(o)", ADV_PATH));
+    call_ok(f->conn, HCI1, "org.bluez.LEAdvertisingManager1", "UnregisterAdvertisement",
+            g_variant_new("(o)", "/org/proxd/test/other"));
+    advert_free(other);
+    advert_free(ad);
+}
+
+/* The default (dual-mode) controller registers while it scans, and a refresh while it scans
+ * moves to a new address. */
+static void test_dual_controller_while_scanning(Fixture *f, gconstpointer data)
+{
+    const char *me = g_dbus_connection_get_unique_name(f->conn);
+    g_autoptr(GVariant) reg = NULL;
+    g_autofree char *addr1 = NULL, *addr2 = NULL;
+    TestAdvert *ad;
+    guint events;
+
+    wait_adapters_ready(f);
+    call_ok(f->conn, HCI0, "org.bluez.Adapter1", "StartDiscovery", NULL);
+    WAIT_FOR(prop_bool(f, HCI0, "org.bluez.Adapter1", "Discovering", TRUE), WAIT_MS,
+             "Discovering on hci0");
+    ad = register_default(f, f->conn);
+    reg = find_registration(f, me, ADV_PATH);
+    addr1 = lookup_string(reg, "Address");
+    events = f->adv_events;
+    advert_change_service_data(ad, service_data_of(0x40, 20));
+    WAIT_FOR(f->adv_events > events, WAIT_MS, "the refresh");
+    g_clear_pointer(&reg, g_variant_unref);
+    reg = find_registration(f, me, ADV_PATH);
+    addr2 = lookup_string(reg, "Address");
+    g_assert_cmpstr(addr2, !=, addr1);
+    g_assert_cmpuint(lookup_uint(reg, "KeptAddress"), ==, 0);
+    call_ok(f->conn, HCI0, "org.bluez.Adapter1", "StopDiscovery", NULL);
+    call_ok(f->conn, HCI0, "org.bluez.LEAdvertisingManager1", "UnregisterAdvertisement",
+            g_variant_new("(o)", ADV_PATH));
     advert_free(ad);
 }
 
@@ -1264,6 +1405,10 @@ int main(int argc, char **argv)
                test_manager_appears_late, fixture_teardown);
     g_test_add("/fake-bluez/register-refresh", Fixture, NULL, fixture_setup,
                test_register_and_refresh, fixture_teardown);
+    g_test_add("/fake-bluez/legacy-controller", Fixture, NULL, fixture_setup_legacy,
+               test_legacy_controller, fixture_teardown);
+    g_test_add("/fake-bluez/dual-controller-while-scanning", Fixture, NULL, fixture_setup,
+               test_dual_controller_while_scanning, fixture_teardown);
     g_test_add("/fake-bluez/discovery", Fixture, NULL, fixture_setup, test_discovery,
                fixture_teardown);
     g_test_add("/fake-bluez/discoverable-leak", Fixture, NULL, fixture_setup,

@@ -407,6 +407,25 @@ static void test_bus_policy(void)
            (const char *const[]){proxctl, "--session", "encounters", "--json", "--debug", NULL});
     g_assert_cmpint(root_ids.status, ==, 0);
     g_assert_nonnull(strstr(root_ids.out, "\"sightings\""));
+    /* Check-ins are private: root (or the proxd group) only. Exposures still answer
+     * anyone, with the venue tier as a count. */
+    g_auto(Run) checkins = {0};
+    run_as(&checkins, address, TRUE, (const char *const[]){proxctl, "--session", "checkins", NULL});
+    g_assert_cmpint(checkins.status, ==, 1);
+    g_assert_nonnull(strstr(checkins.out, "permission denied"));
+    g_auto(Run) checkout = {0};
+    run_as(&checkout, address, TRUE, (const char *const[]){proxctl, "--session", "checkout", NULL});
+    g_assert_cmpint(checkout.status, ==, 1);
+    g_assert_nonnull(strstr(checkout.out, "permission denied"));
+    g_auto(Run) root_checkins = {0};
+    run_as(&root_checkins, address, FALSE,
+           (const char *const[]){proxctl, "--session", "checkins", NULL});
+    g_assert_cmpint(root_checkins.status, ==, 0);
+    g_auto(Run) exposures = {0};
+    run_as(&exposures, address, TRUE,
+           (const char *const[]){proxctl, "--session", "exposures", NULL});
+    g_assert_cmpint(exposures.status, ==, 0);
+    g_assert_nonnull(strstr(exposures.out, "details need root or the proxd group"));
     /* Nobody else may take the name. */
     g_autofree char *other_state = g_build_filename(dir, "other", NULL);
     g_assert_cmpint(g_mkdir(other_state, 0700), ==, 0);

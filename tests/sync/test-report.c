@@ -334,6 +334,141 @@ static void test_wire(Fixture *f, gconstpointer data)
     g_clear_pointer(&c.body, g_bytes_unref);
 }
 
+/* ---- check-ins (docs/venues.md §6) ---- */
+
+static gint64 add_checkin(Fixture *f, guint8 fill, gint64 arrived, gint64 departed)
+{
+    g_autoptr(GError) error = NULL;
+    uint8_t loc[PROX_LOCATION_ID_LEN];
+    memset(loc, fill, sizeof loc);
+    gint64 id = 0;
+    g_assert_true(prox_store_checkin_add(f->store, loc, arrived, arrived + 4 * 3600, &id, &error));
+    g_assert_no_error(error);
+    if (departed != 0) {
+        g_assert_true(prox_store_checkin_checkout(f->store, departed, NULL, &error));
+        g_assert_no_error(error);
+    }
+    return id;
+}
+
+/* "checkins" of a body: "HEX:start:end" per entry; NULL when the member is absent. */
+static GPtrArray *body_checkins(GBytes *body)
+{
+    gsize len = 0;
+    const char *text = g_bytes_get_data(body, &len);
+    g_assert_cmpuint(len, ==, PROXD_REPORT_BODY_SIZE);
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_assert_true(json_parser_load_from_data(parser, text, (gssize)len, NULL));
+    JsonObject *obj = json_node_get_object(json_parser_get_root(parser));
+    if (!json_object_has_member(obj, "checkins")) {
+        g_assert_cmpuint(json_object_get_size(obj), ==, 3);
+        return NULL;
+    }
+    g_assert_cmpuint(json_object_get_size(obj), ==, 4);
+    JsonArray *a = json_object_get_array_member(obj, "checkins");
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *c = json_array_get_object_element(a, i);
+        g_assert_cmpuint(json_object_get_size(c), ==, 3);
+        g_ptr_array_add(out, g_strdup_printf("%s:%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT,
+                                             json_object_get_string_member(c, "locationId"),
+                                             json_object_get_int_member(c, "start"),
+                                             json_object_get_int_member(c, "end")));
+    }
+    return out;
+}
+
+static char *expected_row(guint8 fill, gint64 start, gint64 end)
+{
+    g_autofree char *hex = g_strnfill(2 * PROX_LOCATION_ID_LEN, 'x');
+    for (guint i = 0; i < PROX_LOCATION_ID_LEN; i++)
+        g_snprintf(hex + 2 * i, 3, "%02x", fill);
+    return g_strdup_printf("%s:%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, hex, start, end);
+}
+
+/* Closed check-ins of the last 14 days are offered, none is sent unless selected, and the
+ * body carries exactly the ones selected, at the same padded size. */
+static void test_checkins(Fixture *f, gconstpointer data)
+{
+    gint64 a_start = TODAY_MIDNIGHT - 3 * DAY + 10 * 3600, a_end = a_start + 3600;
+    gint64 b_start = TODAY_MIDNIGHT - DAY + 18 * 3600, b_end = b_start + 5400;
+    /* Older than 14 days (less the margin): not offered. */
+    add_checkin(f, 0xcc, TEST_NOW - 14 * DAY + 1800, TEST_NOW - 14 * DAY + 3000);
+    gint64 a = add_checkin(f, 0xaa, a_start, a_end);
+    gint64 b = add_checkin(f, 0xbb, b_start, b_end);
+    /* Still open: not offered. */
+    gint64 open = add_checkin(f, 0xdd, TEST_NOW - 600, 0);
+
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ProxdReport) report = proxd_report_new(f->store, TEST_NOW, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(proxd_report_get_n_checkins(report), ==, 2);
+    g_assert_cmpint(proxd_report_get_checkin(report, 0)->id, ==, a);
+    g_assert_cmpint(proxd_report_get_checkin(report, 1)->id, ==, b);
+    g_assert_cmpuint(proxd_report_get_n_selected_checkins(report), ==, 0);
+
+    g_autoptr(GVariant) preview = g_variant_ref_sink(proxd_report_preview(report));
+    g_autoptr(GVariant) offered =
+        g_variant_lookup_value(preview, "checkins", G_VARIANT_TYPE("aa{sv}"));
+    g_assert_nonnull(offered);
+    g_assert_cmpuint(g_variant_n_children(offered), ==, 2);
+    g_autoptr(GVariant) first = g_variant_get_child_value(offered, 0);
+    gint64 id = 0;
+    guint64 arrived = 0, departed = 0;
+    g_assert_true(g_variant_lookup(first, "id", "x", &id));
+    g_assert_true(g_variant_lookup(first, "arrived", "t", &arrived));
+    g_assert_true(g_variant_lookup(first, "departed", "t", &departed));
+    g_assert_cmpint(id, ==, a);
+    g_assert_cmpuint(arrived, ==, (guint64)a_start);
+    g_assert_cmpuint(departed, ==, (guint64)a_end);
+    g_assert_cmpuint(g_variant_n_children(first), ==, 3); /* never the location id */
+
+    /* None selected: no "checkins" member at all. */
+    g_autoptr(GBytes) none = proxd_report_build_body(report, "K7QM-2XRP-9DWT", &error);
+    g_assert_no_error(error);
+    g_assert_null(body_checkins(none));
+
+    const gint64 only_b[] = {b};
+    g_assert_true(proxd_report_select_checkins(report, only_b, 1, &error));
+    g_assert_no_error(error);
+    g_autoptr(GBytes) body_b = proxd_report_build_body(report, "K7QM-2XRP-9DWT", &error);
+    g_autoptr(GPtrArray) rows_b = body_checkins(body_b);
+    g_assert_cmpuint(rows_b->len, ==, 1);
+    g_autofree char *expect_b = expected_row(0xbb, b_start, b_end);
+    g_assert_cmpstr(rows_b->pdata[0], ==, expect_b);
+
+    /* Refused selections leave the previous one. */
+    const gint64 unknown[] = {open};
+    g_assert_false(proxd_report_select_checkins(report, unknown, 1, &error));
+    g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_CHANGED);
+    g_clear_error(&error);
+    const gint64 twice[] = {a, a};
+    g_assert_false(proxd_report_select_checkins(report, twice, 2, &error));
+    g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_CHANGED);
+    g_clear_error(&error);
+    g_assert_cmpuint(proxd_report_get_n_selected_checkins(report), ==, 1);
+
+    /* Both, over the wire: exactly those two, oldest first. */
+    const gint64 both[] = {b, a};
+    g_assert_true(proxd_report_select_checkins(report, both, 2, &error));
+    Capture c = {200, "{\"inserted\":14}", "application/json", NULL, NULL};
+    g_autofree char *url = NULL;
+    g_autoptr(SoupServer) server = capture_server(&c, &url);
+    ProxdReportOptions opts = {.url = url, .timeout = 30};
+    Wait w = {0};
+    proxd_report_send_async(g_steal_pointer(&report), "K7QM-2XRP-9DWT", &opts, NULL, on_sent, &w);
+    test_wait_flag(&w.done);
+    g_assert_no_error(w.error);
+    g_assert_true(w.ok);
+    g_autoptr(GPtrArray) sent = body_checkins(c.body);
+    g_assert_cmpuint(sent->len, ==, 2);
+    g_autofree char *expect_a = expected_row(0xaa, a_start, a_end);
+    g_assert_cmpstr(sent->pdata[0], ==, expect_a);
+    g_assert_cmpstr(sent->pdata[1], ==, expect_b);
+    g_clear_pointer(&c.headers, soup_message_headers_unref);
+    g_clear_pointer(&c.body, g_bytes_unref);
+}
+
 /* ---- the real key server ---- */
 
 static void test_keyserver(Fixture *f, gconstpointer data)
@@ -397,6 +532,7 @@ int main(int argc, char **argv)
     ADD("/report/body", test_body);
     ADD("/report/url-policy", test_url_policy);
     ADD("/report/wire", test_wire);
+    ADD("/report/checkins", test_checkins);
     ADD("/report/keyserver", test_keyserver);
 #undef ADD
     return g_test_run();

@@ -19,10 +19,10 @@
 #include <string.h>
 
 #define DEVICE_NOW (TEST_NOW + 3600)
-#define T_VENUE_A (TEST_NOW - 6 * 3600)   /* check-in at A: 60 minutes */
-#define T_VENUE_B (TEST_NOW - 4 * 3600)   /* check-in at B: 60 minutes */
-#define T_BUS (TEST_NOW - 9 * 3600)       /* on the bus: 20 minutes */
-#define T_VENUE_C (TEST_NOW - 2 * 3600)   /* check-in at C, recorded after the sync */
+#define T_VENUE_A (TEST_NOW - 6 * 3600) /* check-in at A: 60 minutes */
+#define T_VENUE_B (TEST_NOW - 4 * 3600) /* check-in at B: 60 minutes */
+#define T_BUS (TEST_NOW - 9 * 3600)     /* on the bus: 20 minutes */
+#define T_VENUE_C (TEST_NOW - 2 * 3600) /* check-in at C, recorded after the sync */
 
 typedef struct {
     char *dir;
@@ -44,11 +44,10 @@ static void checkin(Fixture *f, const uint8_t *loc, gint64 arrived, guint minute
 {
     g_autoptr(GError) error = NULL;
     gint64 id = 0;
-    g_assert_true(
-        prox_store_checkin_add(f->store, loc, arrived, arrived + 3600 * 2, &id, &error));
+    g_assert_true(prox_store_checkin_add(f->store, loc, arrived, arrived + 3600 * 2, &id, &error));
     g_assert_no_error(error);
-    g_assert_true(prox_store_checkin_checkout(f->store, arrived + (gint64)minutes * 60, NULL,
-                                              &error));
+    g_assert_true(
+        prox_store_checkin_checkout(f->store, arrived + (gint64)minutes * 60, NULL, &error));
     g_assert_no_error(error);
 }
 
@@ -242,13 +241,13 @@ static void test_match(Fixture *f, gconstpointer data)
     g_assert_true(g_variant_lookup(signal, "day", "t", &day));
     g_assert_true(g_variant_lookup(signal, "start", "t", &start));
     g_assert_true(g_variant_lookup(signal, "end", "t", NULL));
-    g_assert_cmpstr(kind, "==", "venue");
+    g_assert_cmpstr(kind, ==, "venue");
     g_assert_cmpuint(minutes, ==, 15);
     g_assert_cmpuint(day, ==, (guint64)((T_VENUE_A + 45 * 60) / DAY * DAY));
     g_assert_cmpuint(start, ==, (guint64)(T_VENUE_A + 45 * 60));
     g_autoptr(GVariant) bus_signal = g_variant_ref_sink(proxd_venue_exposure_to_signal(bus));
     g_assert_true(g_variant_lookup(bus_signal, "kind", "&s", &kind));
-    g_assert_cmpstr(kind, "==", "same-vehicle");
+    g_assert_cmpstr(kind, ==, "same-vehicle");
 
     g_autoptr(GError) error = NULL;
     guint count = 0;
@@ -317,7 +316,8 @@ static void test_forms(void)
                     "{\"locationHash\":\"0101010101010101010101010101010101010101010101010101010101"
                     "010101\",\"hour\":7200}");
     g_autoptr(GError) error = NULL;
-    g_autofree char *url = proxd_venues_count_url("https://keys.example.org:8443/v1/publish", &error);
+    g_autofree char *url =
+        proxd_venues_count_url("https://keys.example.org:8443/v1/publish", &error);
     g_assert_no_error(error);
     g_assert_cmpstr(url, ==, "https://keys.example.org:8443/v1/venue-count");
     g_assert_null(proxd_venues_count_url("http://keys.example.org/v1/publish", &error));

@@ -1,0 +1,198 @@
+/* test-signals.c - signals during proxd's shutdown: a second SIGTERM (or a SIGHUP) does not
+ * cut it short, the pending sightings are stored and the exit status is 0; a third SIGTERM
+ * forces the exit.
+ *
+ * To hold proxd in its shutdown long enough to signal it there, fake-bluez is stopped
+ * (SIGSTOP) first: proxd's shutdown then waits for BlueZ's answers to
+ * UnregisterAdvertisement and StopDiscovery (bounded by a timeout of its own). Every step
+ * waits for proof in proxd's log that the previous one happened. */
+#define G_LOG_DOMAIN "proxd-test"
+
+#include <signal.h>
+#include <string.h>
+
+#include "harness.h"
+#include "prox-store.h"
+#include "prox-types.h"
+
+#define TIMEOUT_MS 20000
+
+/* A beacon that would commit only once an hour: what it hears stays pending in memory. */
+static const char beacon_config[] = "[Scanning]\n"
+                                    "BeaconScanInstanceSeconds=3600\n"
+                                    "CommitSeconds=3600\n";
+
+typedef struct {
+    gboolean done;
+    guint visible;
+} ReportsWait;
+
+static void on_reports(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    ReportsWait *w = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    g_assert_no_error(error);
+    g_variant_get(reply, "(u)", &w->visible);
+    w->done = TRUE;
+}
+
+static gboolean reports_done(gpointer p)
+{
+    return ((ReportsWait *)p)->done;
+}
+
+typedef struct {
+    gboolean exited;
+} ExitWait;
+
+static void on_exit(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
+    ((ExitWait *)user_data)->exited = TRUE;
+}
+
+static gboolean exit_done(gpointer p)
+{
+    return ((ExitWait *)p)->exited;
+}
+
+static gboolean is_advertising(gpointer p)
+{
+    HarnessDaemon *d = p;
+    g_autoptr(GVariant) ad = harness_fake_advertisement(d);
+    return ad != NULL && proxd_dbus_manager1_get_advertising(d->proxy);
+}
+
+typedef struct {
+    Harness *h;
+    HarnessDaemon *alice;
+    HarnessDaemon *beacon;
+    char *alice_rpi;
+} World;
+
+/* alice advertises; the beacon has heard her and holds the sightings in memory. */
+static void world_start(World *w)
+{
+    harness_start_fake(w->h);
+    w->alice = harness_start_proxd(w->h, "alice", 0, "person", NULL);
+    w->beacon = harness_start_proxd(w->h, "bus", 1, "beacon", beacon_config);
+    g_assert_true(harness_wait(is_advertising, w->alice, TIMEOUT_MS));
+    g_assert_true(harness_wait(is_advertising, w->beacon, TIMEOUT_MS));
+    g_assert_true(
+        harness_wait_property(w->beacon, "Scanning", g_variant_new_boolean(TRUE), TIMEOUT_MS));
+    g_autoptr(GVariant) ad = harness_fake_advertisement(w->alice);
+    w->alice_rpi = harness_advert_rpi_hex(ad);
+    g_assert_nonnull(w->alice_rpi);
+
+    ReportsWait rw = {FALSE, 0};
+    g_dbus_connection_call(w->h->connection, "org.proxd.FakeBluez", "/org/proxd/FakeBluez",
+                           "org.proxd.FakeBluez1", "WaitReports", g_variant_new("(uuu)", 1, 0, 5),
+                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, NULL,
+                           on_reports, &rw);
+    g_assert_true(harness_wait(reports_done, &rw, TIMEOUT_MS));
+    g_assert_cmpuint(rw.visible, >=, 1);
+    /* The reports reached the beacon before this call (the bus keeps the order of what
+     * causes what), and it handles calls after the signals that came before them: so they
+     * are in its batch now, and not yet in its store. */
+    g_autoptr(GVariant) sightings = harness_sightings(w->beacon);
+    g_assert_cmpuint(g_variant_n_children(sightings), ==, 0);
+}
+
+static void world_clear(World *w)
+{
+    g_free(w->alice_rpi);
+}
+
+/* Stops fake-bluez in its tracks: calls to BlueZ go unanswered until it continues. */
+static void freeze_bluez(Harness *h, gboolean frozen)
+{
+    g_subprocess_send_signal(h->fake, frozen ? SIGSTOP : SIGCONT);
+}
+
+static void signal_and_wait_log(HarnessDaemon *d, int signum, const char *needle)
+{
+    g_subprocess_send_signal(d->process, signum);
+    g_assert_true(harness_wait_file_contains(d->log_path, needle, TIMEOUT_MS));
+}
+
+static GSubprocess *wait_exit(HarnessDaemon *d)
+{
+    ExitWait ew = {FALSE};
+    g_subprocess_wait_async(d->process, NULL, on_exit, &ew);
+    g_assert_true(harness_wait(exit_done, &ew, TIMEOUT_MS));
+    /* Ours now: the harness must not signal or wait for it again. */
+    return g_steal_pointer(&d->process);
+}
+
+static gboolean store_has_rpi(HarnessDaemon *d, const char *rpi_hex)
+{
+    g_autofree char *path = g_build_filename(d->state_dir, "proxd.db", NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ProxStore) store = prox_store_open(path, NULL, &error);
+    g_assert_no_error(error);
+    g_autoptr(GArray) sightings = NULL;
+    g_assert_true(prox_store_load_sightings(store, 0, G_MAXINT64, &sightings, &error));
+    g_assert_no_error(error);
+    for (guint i = 0; i < sightings->len; i++) {
+        const ProxSighting *s = &g_array_index(sightings, ProxSighting, i);
+        g_autofree char *hex = harness_hex(s->rpi.bytes, PROX_RPI_LEN);
+        if (g_str_equal(hex, rpi_hex))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void test_second_sigterm(void)
+{
+    g_autoptr(Harness) h = harness_new("two-devices.json", 10);
+    World w = {.h = h};
+    world_start(&w);
+
+    freeze_bluez(h, TRUE);
+    signal_and_wait_log(w.beacon, SIGTERM, ": stopping\n");
+    /* proxd is in its shutdown now, waiting for the frozen BlueZ. */
+    signal_and_wait_log(w.beacon, SIGTERM, "already stopping");
+    g_subprocess_send_signal(w.beacon->process, SIGHUP);
+    freeze_bluez(h, FALSE);
+
+    g_autoptr(GSubprocess) p = wait_exit(w.beacon);
+    g_autofree char *log = NULL;
+    g_file_get_contents(w.beacon->log_path, &log, NULL, NULL);
+    if (!g_subprocess_get_if_exited(p))
+        g_printerr("%s\n", log);
+    g_assert_true(g_subprocess_get_if_exited(p));
+    g_assert_cmpint(g_subprocess_get_exit_status(p), ==, 0);
+    g_assert_nonnull(strstr(log, ": stopped\n"));
+    g_assert_null(strstr(log, "forced exit"));
+    /* What was pending reached the store. */
+    g_assert_true(store_has_rpi(w.beacon, w.alice_rpi));
+    world_clear(&w);
+}
+
+static void test_third_sigterm_forces(void)
+{
+    g_autoptr(Harness) h = harness_new("two-devices.json", 10);
+    World w = {.h = h};
+    world_start(&w);
+
+    freeze_bluez(h, TRUE);
+    signal_and_wait_log(w.beacon, SIGTERM, ": stopping\n");
+    signal_and_wait_log(w.beacon, SIGTERM, "already stopping");
+    signal_and_wait_log(w.beacon, SIGTERM, "forced exit");
+    g_autoptr(GSubprocess) p = wait_exit(w.beacon);
+    freeze_bluez(h, FALSE);
+    /* Ended by the signal's default action, before the frozen BlueZ answered. */
+    g_assert_true(g_subprocess_get_if_signaled(p));
+    g_assert_cmpint(g_subprocess_get_term_sig(p), ==, SIGTERM);
+    world_clear(&w);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/signals/second-sigterm-keeps-shutdown-clean", test_second_sigterm);
+    g_test_add_func("/signals/third-sigterm-forces-exit", test_third_sigterm_forces);
+    return g_test_run();
+}
