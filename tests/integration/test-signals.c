@@ -47,7 +47,7 @@ typedef struct {
     gboolean exited;
 } ExitWait;
 
-static void on_exit(GObject *source, GAsyncResult *result, gpointer user_data)
+static void on_proxd_exit(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
     ((ExitWait *)user_data)->exited = TRUE;
@@ -120,7 +120,7 @@ static void signal_and_wait_log(HarnessDaemon *d, int signum, const char *needle
 static GSubprocess *wait_exit(HarnessDaemon *d)
 {
     ExitWait ew = {FALSE};
-    g_subprocess_wait_async(d->process, NULL, on_exit, &ew);
+    g_subprocess_wait_async(d->process, NULL, on_proxd_exit, &ew);
     g_assert_true(harness_wait(exit_done, &ew, TIMEOUT_MS));
     /* Ours now: the harness must not signal or wait for it again. */
     return g_steal_pointer(&d->process);
