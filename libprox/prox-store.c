@@ -159,11 +159,23 @@ static const char migration_v3[] =
     "CREATE INDEX venue_exposures_day ON venue_exposures (day);"
     "CREATE INDEX venue_exposures_end ON venue_exposures (end_time);";
 
+/* v4: revised and revoked keys (GAEN revised_keys, report type REVOKED). A key's row keeps
+ * the batch that first stored it; revised_batch_id is the batch whose revision set its
+ * current metadata (NULL: never revised), so an older revision cannot undo a newer one.
+ * A revoked key stays as a tombstone with report_type REVOKED (5), invisible to matching,
+ * so that a later copy cannot bring it back; it expires like any key. Keys stored revoked
+ * before v4 could never count for risk (risk drops REVOKED windows): their windows go. */
+static const char migration_v4[] =
+    "ALTER TABLE diagnosis_keys ADD COLUMN revised_batch_id INTEGER;"
+    "DELETE FROM exposure_windows WHERE key_id IN"
+    "  (SELECT id FROM diagnosis_keys WHERE report_type = 5);";
+
 /* migrations[i] takes the schema from version i to i + 1. Append only; never edit a step. */
 static const char *const migrations[] = {
     migration_v1,
     migration_v2,
     migration_v3,
+    migration_v4,
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == PROX_STORE_SCHEMA_VERSION);
 
@@ -190,6 +202,8 @@ typedef enum {
     STMT_BATCH_LAST,
     STMT_BATCH_NEXT,
     STMT_KEY_INSERT,
+    STMT_KEY_FIND,
+    STMT_KEY_REVISE,
     STMT_KEYS_COUNT,
     STMT_KEYS_CHUNK,
     STMT_WINDOWS_DELETE,
@@ -292,12 +306,18 @@ static const char *const stmt_sql[N_STMTS] = {
                         "  days_since_onset = excluded.days_since_onset"
                         " WHERE NOT (SELECT finished FROM key_batches"
                         "            WHERE id = diagnosis_keys.batch_id)",
+    [STMT_KEY_FIND] = "SELECT d.id, d.batch_id, b.finished, coalesce(d.revised_batch_id, 0),"
+                      " d.report_type FROM diagnosis_keys d JOIN key_batches b ON b.id = d.batch_id"
+                      " WHERE d.key_data = ?1 AND d.rolling_start = ?2",
+    [STMT_KEY_REVISE] = "UPDATE diagnosis_keys SET transmission_risk_level = ?2, report_type = ?3,"
+                        " days_since_onset = ?4, revised_batch_id = ?5 WHERE id = ?1",
     [STMT_KEYS_COUNT] = "SELECT count(*) FROM diagnosis_keys",
     [STMT_BATCH_NEXT] = "SELECT id FROM key_batches WHERE id > ?1 AND finished"
                         " ORDER BY id LIMIT 1",
     [STMT_KEYS_CHUNK] = "SELECT id, key_data, rolling_start, rolling_period,"
                         " transmission_risk_level, report_type, days_since_onset"
-                        " FROM diagnosis_keys WHERE batch_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                        " FROM diagnosis_keys WHERE batch_id = ?1 AND id > ?2"
+                        " AND report_type != 5 ORDER BY id LIMIT ?3",
     [STMT_WINDOWS_DELETE] = "DELETE FROM exposure_windows WHERE key_id = ?1",
     [STMT_WINDOW_INSERT] = "INSERT INTO exposure_windows (key_id, day, start_time, end_time,"
                            " report_type, infectiousness, calibration_confidence,"
@@ -1273,7 +1293,8 @@ gboolean prox_store_add_batch(ProxStore *store, const char *source, const char *
     return TRUE;
 }
 
-/* The order of UNIQUE (key_data, rolling_start): blobs compare as memcmp. */
+/* The order of UNIQUE (key_data, rolling_start): blobs compare as memcmp. Copies of one key
+ * in one call: a revocation comes last, so it wins whatever order the file had. */
 static int compare_key_ptrs(const void *a, const void *b)
 {
     const ProxDiagnosisKey *x = *(const ProxDiagnosisKey *const *)a;
@@ -1281,8 +1302,9 @@ static int compare_key_ptrs(const void *a, const void *b)
     int c = memcmp(x->tek.key, y->tek.key, PROX_KEY_LEN);
     if (c != 0)
         return c;
-    return (x->tek.rolling_start > y->tek.rolling_start) -
-           (x->tek.rolling_start < y->tek.rolling_start);
+    if (x->tek.rolling_start != y->tek.rolling_start)
+        return x->tek.rolling_start > y->tek.rolling_start ? 1 : -1;
+    return (x->report_type == PROX_REPORT_REVOKED) - (y->report_type == PROX_REPORT_REVOKED);
 }
 
 /* NOT_FOUND for an unknown batch, INVALID_ARGUMENT for a finished one. */
@@ -1309,50 +1331,178 @@ static gboolean check_batch_unfinished(ProxStore *store, gint64 batch_id, GError
     return TRUE;
 }
 
-static gboolean add_keys_locked(ProxStore *store, gint64 batch_id, const ProxDiagnosisKey *keys,
-                                gsize n_keys, guint64 *added, GError **error)
+G_STATIC_ASSERT(PROX_REPORT_REVOKED == 5); /* spelled out in the SQL above */
+
+typedef struct {
+    guint64 added;   /* new to matching */
+    guint64 revised; /* stored keys whose metadata a revision changed, or revoked */
+} KeyCounts;
+
+/* Checks every rolling period before anything is written; sorts the keys in the unique
+ * index's order: keys are random, and random inserts into an index bigger than the page
+ * cache cost a page read and a spill per key. The result is freed by the caller. */
+static const ProxDiagnosisKey **check_and_sort_keys(const ProxDiagnosisKey *keys, gsize n_keys,
+                                                    const char *what, GError **error)
 {
-    if (!check_batch_unfinished(store, batch_id, error))
-        return FALSE;
-    sqlite3_stmt *stmt = stmt_get(store, STMT_KEY_INSERT, error);
-    if (stmt == NULL)
-        return FALSE;
     for (gsize i = 0; i < n_keys; i++) {
         if (keys[i].tek.rolling_period < 1 ||
             keys[i].tek.rolling_period > PROX_MAX_ROLLING_PERIOD) {
             g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
-                        "Diagnosis key %" G_GSIZE_FORMAT " has rolling period %u", i,
+                        "%s %" G_GSIZE_FORMAT " has rolling period %u", what, i,
                         keys[i].tek.rolling_period);
-            return FALSE;
+            return NULL;
         }
     }
-    /* Insert in the unique index's order: keys are random, and random inserts into an
-     * index bigger than the page cache cost a page read and a spill per key. */
-    g_autofree const ProxDiagnosisKey **order = g_new(const ProxDiagnosisKey *, MAX(n_keys, 1));
+    const ProxDiagnosisKey **order = g_new(const ProxDiagnosisKey *, MAX(n_keys, 1));
     for (gsize i = 0; i < n_keys; i++)
         order[i] = &keys[i];
     qsort(order, n_keys, sizeof *order, compare_key_ptrs);
-    guint64 n_added = 0;
+    return order;
+}
+
+/* STMT_KEY_INSERT for one key; *changes = 1 when it was stored or taken over from an
+ * unfinished batch, 0 when a finished batch already has it. */
+static gboolean insert_key(ProxStore *store, gint64 batch_id, const ProxDiagnosisKey *key,
+                           int *changes, GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_KEY_INSERT, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, batch_id);
+    sqlite3_bind_blob(stmt, 2, key->tek.key, PROX_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, key->tek.rolling_start);
+    sqlite3_bind_int64(stmt, 4, key->tek.rolling_period);
+    sqlite3_bind_int(stmt, 5, key->transmission_risk_level);
+    sqlite3_bind_int(stmt, 6, (int)key->report_type);
+    if (key->has_days_since_onset)
+        sqlite3_bind_int(stmt, 7, key->days_since_onset);
+    else
+        sqlite3_bind_null(stmt, 7);
+    if (!stmt_exec(store, stmt, "Storing diagnosis keys", error))
+        return FALSE;
+    *changes = sqlite3_changes(store->db);
+    return TRUE;
+}
+
+static gboolean delete_windows(ProxStore *store, gint64 key_id, GError **error)
+{
+    sqlite3_stmt *del = stmt_get(store, STMT_WINDOWS_DELETE, error);
+    if (del == NULL)
+        return FALSE;
+    sqlite3_bind_int64(del, 1, key_id);
+    return stmt_exec(store, del, "Deleting the exposure windows of a revoked key", error);
+}
+
+/* One revised key (or a plain key with report type REVOKED) of unfinished batch `batch_id`:
+ * GAEN semantics, see prox_store_revise_diagnosis_keys(). */
+static gboolean revise_key(ProxStore *store, gint64 batch_id, const ProxDiagnosisKey *key,
+                           KeyCounts *counts, GError **error)
+{
+    gboolean revoke = key->report_type == PROX_REPORT_REVOKED;
+    sqlite3_stmt *find = stmt_get(store, STMT_KEY_FIND, error);
+    if (find == NULL)
+        return FALSE;
+    sqlite3_bind_blob(find, 1, key->tek.key, PROX_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(find, 2, key->tek.rolling_start);
+    int rc = sqlite3_step(find);
+    gint64 key_id = 0, owner = 0, revised_by = 0;
+    gboolean owner_finished = FALSE, revoked = FALSE;
+    if (rc == SQLITE_ROW) {
+        key_id = sqlite3_column_int64(find, 0);
+        owner = sqlite3_column_int64(find, 1);
+        owner_finished = sqlite3_column_int(find, 2) != 0;
+        revised_by = sqlite3_column_int64(find, 3);
+        revoked = sqlite3_column_int(find, 4) == PROX_REPORT_REVOKED;
+    }
+    stmt_done(find);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return set_sqlite_error(store->db, error, "Looking up a diagnosis key");
+
+    int changes = 0;
+    if (rc == SQLITE_DONE) {
+        /* Unknown: a revision is a key like any other, a revocation has nothing to do. */
+        if (revoke)
+            return TRUE;
+        if (!insert_key(store, batch_id, key, &changes, error))
+            return FALSE;
+        counts->added += (guint64)changes;
+        return TRUE;
+    }
+    if (!owner_finished) {
+        /* A key of this import or of an interrupted one was never visible: it becomes this
+         * batch's, with the revision's metadata, as add_diagnosis_keys() does. */
+        if (!insert_key(store, batch_id, key, &changes, error))
+            return FALSE;
+        if (!revoke)
+            counts->added += (guint64)changes;
+        return !revoke || delete_windows(store, key_id, error);
+    }
+    /* Revocation is final; batch ids follow import order, so a smaller id is an older list. */
+    if (revoked || batch_id < owner || batch_id < revised_by)
+        return TRUE;
+    sqlite3_stmt *update = stmt_get(store, STMT_KEY_REVISE, error);
+    if (update == NULL)
+        return FALSE;
+    sqlite3_bind_int64(update, 1, key_id);
+    sqlite3_bind_int(update, 2, key->transmission_risk_level);
+    sqlite3_bind_int(update, 3, (int)key->report_type);
+    if (key->has_days_since_onset)
+        sqlite3_bind_int(update, 4, key->days_since_onset);
+    else
+        sqlite3_bind_null(update, 4);
+    sqlite3_bind_int64(update, 5, batch_id);
+    if (!stmt_exec(store, update, "Revising a diagnosis key", error))
+        return FALSE;
+    counts->revised++;
+    return !revoke || delete_windows(store, key_id, error);
+}
+
+static gboolean add_keys_locked(ProxStore *store, gint64 batch_id, const ProxDiagnosisKey *keys,
+                                gsize n_keys, KeyCounts *counts, GError **error)
+{
+    if (!check_batch_unfinished(store, batch_id, error))
+        return FALSE;
+    g_autofree const ProxDiagnosisKey **order =
+        check_and_sort_keys(keys, n_keys, "Diagnosis key", error);
+    if (order == NULL)
+        return FALSE;
+    KeyCounts before = *counts;
     for (gsize i = 0; i < n_keys; i++) {
         const ProxDiagnosisKey *key = order[i];
-        sqlite3_bind_int64(stmt, 1, batch_id);
-        sqlite3_bind_blob(stmt, 2, key->tek.key, PROX_KEY_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, key->tek.rolling_start);
-        sqlite3_bind_int64(stmt, 4, key->tek.rolling_period);
-        sqlite3_bind_int(stmt, 5, key->transmission_risk_level);
-        sqlite3_bind_int(stmt, 6, (int)key->report_type);
-        if (key->has_days_since_onset)
-            sqlite3_bind_int(stmt, 7, key->days_since_onset);
-        else
-            sqlite3_bind_null(stmt, 7);
-        if (!stmt_exec(store, stmt, "Storing diagnosis keys", error))
+        /* A published key may come again revoked, in keys as well as in revised_keys. */
+        if (key->report_type == PROX_REPORT_REVOKED) {
+            if (!revise_key(store, batch_id, key, counts, error))
+                return FALSE;
+            continue;
+        }
+        int changes = 0;
+        if (!insert_key(store, batch_id, key, &changes, error))
             return FALSE;
-        n_added += (guint64)sqlite3_changes(store->db);
+        counts->added += (guint64)changes;
     }
-    if (added != NULL)
-        *added = n_added;
-    g_debug("Batch %" G_GINT64_FORMAT ": %" G_GUINT64_FORMAT " of %" G_GSIZE_FORMAT " keys new",
-            batch_id, n_added, n_keys);
+    g_debug("Batch %" G_GINT64_FORMAT ": %" G_GUINT64_FORMAT " of %" G_GSIZE_FORMAT
+            " keys new, %" G_GUINT64_FORMAT " revoked",
+            batch_id, counts->added - before.added, n_keys, counts->revised - before.revised);
+    return TRUE;
+}
+
+static gboolean revise_keys_locked(ProxStore *store, gint64 batch_id, const ProxDiagnosisKey *keys,
+                                   gsize n_keys, KeyCounts *counts, GError **error)
+{
+    if (!check_batch_unfinished(store, batch_id, error))
+        return FALSE;
+    g_autofree const ProxDiagnosisKey **order =
+        check_and_sort_keys(keys, n_keys, "Revised diagnosis key", error);
+    if (order == NULL)
+        return FALSE;
+    KeyCounts before = *counts;
+    for (gsize i = 0; i < n_keys; i++) {
+        if (!revise_key(store, batch_id, order[i], counts, error))
+            return FALSE;
+    }
+    g_debug("Batch %" G_GINT64_FORMAT ": %" G_GSIZE_FORMAT " revised keys, %" G_GUINT64_FORMAT
+            " applied, %" G_GUINT64_FORMAT " new",
+            batch_id, n_keys, counts->revised - before.revised, counts->added - before.added);
     return TRUE;
 }
 
@@ -1362,8 +1512,28 @@ gboolean prox_store_add_diagnosis_keys(ProxStore *store, gint64 batch_id,
 {
     if (!txn_begin(store->db, error))
         return FALSE;
-    gboolean ok = add_keys_locked(store, batch_id, keys, n_keys, added, error);
-    return txn_end(store->db, ok, error);
+    KeyCounts counts = {0, 0};
+    gboolean ok = add_keys_locked(store, batch_id, keys, n_keys, &counts, error);
+    if (!txn_end(store->db, ok, error))
+        return FALSE;
+    if (added != NULL)
+        *added = counts.added;
+    return TRUE;
+}
+
+gboolean prox_store_revise_diagnosis_keys(ProxStore *store, gint64 batch_id,
+                                          const ProxDiagnosisKey *keys, gsize n_keys,
+                                          guint64 *revised, GError **error)
+{
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    KeyCounts counts = {0, 0};
+    gboolean ok = revise_keys_locked(store, batch_id, keys, n_keys, &counts, error);
+    if (!txn_end(store->db, ok, error))
+        return FALSE;
+    if (revised != NULL)
+        *revised = counts.revised;
+    return TRUE;
 }
 
 static gboolean finish_batch_locked(ProxStore *store, gint64 batch_id, GError **error)
@@ -1394,18 +1564,8 @@ gboolean prox_store_import_batch(ProxStore *store, const char *source, const cha
                                  const ProxDiagnosisKey *keys, gsize n_keys, gint64 *batch_id,
                                  guint64 *added, GError **error)
 {
-    if (!txn_begin(store->db, error))
-        return FALSE;
-    gint64 id = 0;
-    gboolean ok = add_batch_locked(store, source, name, now, &id, error) &&
-                  add_keys_locked(store, id, keys, n_keys, added, error) &&
-                  finish_batch_locked(store, id, error);
-    if (!txn_end(store->db, ok, error))
-        return FALSE;
-    if (batch_id != NULL)
-        *batch_id = id;
-    maybe_enforce_retention(store, now);
-    return TRUE;
+    return prox_store_import_batch_revised(store, source, name, now, keys, n_keys, 0, NULL, 0,
+                                           batch_id, added, NULL, NULL, error);
 }
 
 gboolean prox_store_has_batch(ProxStore *store, const char *source, const char *name, gboolean *has,
@@ -1733,18 +1893,47 @@ gboolean prox_store_import_batch_full(ProxStore *store, const char *source, cons
                                       gint64 *batch_id, guint64 *added_keys,
                                       guint64 *added_warnings, GError **error)
 {
+    return prox_store_import_batch_revised(store, source, name, now, keys, n_keys, 0, warnings,
+                                           n_warnings, batch_id, added_keys, NULL, added_warnings,
+                                           error);
+}
+
+gboolean prox_store_import_batch_revised(ProxStore *store, const char *source, const char *name,
+                                         gint64 now, const ProxDiagnosisKey *keys, gsize n_keys,
+                                         gsize n_revised, const ProxVenueWarning *warnings,
+                                         gsize n_warnings, gint64 *batch_id, guint64 *added_keys,
+                                         guint64 *revised_keys, guint64 *added_warnings,
+                                         GError **error)
+{
+    g_return_val_if_fail(keys != NULL || n_keys == 0, FALSE);
     g_return_val_if_fail(warnings != NULL || n_warnings == 0, FALSE);
+    if (n_revised > n_keys) {
+        g_set_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT,
+                    "%" G_GSIZE_FORMAT " revised keys out of %" G_GSIZE_FORMAT, n_revised, n_keys);
+        return FALSE;
+    }
     if (!txn_begin(store->db, error))
         return FALSE;
     gint64 id = 0;
-    gboolean ok = add_batch_locked(store, source, name, now, &id, error) &&
-                  add_keys_locked(store, id, keys, n_keys, added_keys, error) &&
-                  add_warnings_locked(store, id, warnings, n_warnings, added_warnings, error) &&
-                  finish_batch_locked(store, id, error);
+    KeyCounts counts = {0, 0};
+    guint64 n_warnings_added = 0;
+    gsize n_plain = n_keys - n_revised;
+    gboolean ok =
+        add_batch_locked(store, source, name, now, &id, error) &&
+        add_keys_locked(store, id, keys, n_plain, &counts, error) &&
+        revise_keys_locked(store, id, keys + n_plain, n_revised, &counts, error) &&
+        add_warnings_locked(store, id, warnings, n_warnings, &n_warnings_added, error) &&
+        finish_batch_locked(store, id, error);
     if (!txn_end(store->db, ok, error))
         return FALSE;
     if (batch_id != NULL)
         *batch_id = id;
+    if (added_keys != NULL)
+        *added_keys = counts.added;
+    if (revised_keys != NULL)
+        *revised_keys = counts.revised;
+    if (added_warnings != NULL)
+        *added_warnings = n_warnings_added;
     maybe_enforce_retention(store, now);
     return TRUE;
 }

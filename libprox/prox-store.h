@@ -24,7 +24,7 @@ G_BEGIN_DECLS
 #define PROX_STORE_DEFAULT_BUSY_TIMEOUT_MS 5000
 #define PROX_STORE_DEFAULT_CACHE_KIB 16384
 /* Schema version this code writes (PRAGMA user_version). */
-#define PROX_STORE_SCHEMA_VERSION 3
+#define PROX_STORE_SCHEMA_VERSION 4
 
 typedef struct _ProxStore ProxStore;
 
@@ -136,6 +136,31 @@ gboolean prox_store_add_batch(ProxStore *store, const char *source, const char *
 gboolean prox_store_add_diagnosis_keys(ProxStore *store, gint64 batch_id,
                                        const ProxDiagnosisKey *keys, gsize n_keys, guint64 *added,
                                        GError **error);
+/* Revised and revoked keys (GAEN, schema v4). A key with report_type PROX_REPORT_REVOKED
+ * given to add_diagnosis_keys() is handled as a revision (below); a new key is not stored
+ * then, nor counted in `added`. */
+/* Adds revised keys (GAEN export revised_keys, ProxExport's last n_revised keys) to an
+ * unfinished batch in one transaction. For a key already stored by a finished batch (same
+ * key_data and rolling_start), the revision's transmission_risk_level, report_type and
+ * days_since_onset replace the stored ones when this batch is newer (higher id: ids follow
+ * import order) than the batch that stored the key and than the batch of its last
+ * revision; a revision from an older batch is ignored. rolling_period and the key's batch
+ * (retention, the since_batch watermark) stay. A revision with report_type
+ * PROX_REPORT_REVOKED revokes the key: prox_store_foreach_diagnosis_key*() no longer
+ * return it and its exposure windows are deleted (so risk summed over stored windows
+ * drops it). Revocation is final: later copies and revisions of the key are ignored; the
+ * revoked key stays stored (and counted by count_diagnosis_keys) until retention removes
+ * it. A revision of a key not stored yet is stored as a new key of this batch, as
+ * add_diagnosis_keys() would, unless it is REVOKED (then nothing is stored). A revision of
+ * a key held by an unfinished batch (an interrupted import, or this batch's own keys)
+ * applies as add_diagnosis_keys() would: the key becomes this batch's, revised.
+ * Revisions of stored keys are visible as soon as the call returns, before the batch is
+ * finished; a restarted import applies them again, to the same effect. `revised` (may be
+ * NULL) = stored keys this call revised or revoked (new keys are not counted). Errors as
+ * add_diagnosis_keys(). */
+gboolean prox_store_revise_diagnosis_keys(ProxStore *store, gint64 batch_id,
+                                          const ProxDiagnosisKey *keys, gsize n_keys,
+                                          guint64 *revised, GError **error);
 /* Marks a batch completely imported: from now on prox_store_has_batch() is TRUE. */
 gboolean prox_store_finish_batch(ProxStore *store, gint64 batch_id, GError **error);
 /* add_batch + add_diagnosis_keys + finish_batch in one transaction: a crash never leaves a
@@ -195,6 +220,19 @@ gboolean prox_store_import_batch_full(ProxStore *store, const char *source, cons
                                       const ProxVenueWarning *warnings, gsize n_warnings,
                                       gint64 *batch_id, guint64 *added_keys,
                                       guint64 *added_warnings, GError **error);
+/* One key list as read (ProxExport) in one transaction: add_batch, the first n_keys -
+ * n_revised keys as add_diagnosis_keys(), the last n_revised as
+ * prox_store_revise_diagnosis_keys(), the warnings, finish_batch. n_revised <= n_keys
+ * (else INVALID_ARGUMENT); keys may be NULL when n_keys is 0, warnings when n_warnings is
+ * 0. added_keys = new keys (plain or revised), revised_keys = stored keys revised or
+ * revoked; every out pointer may be NULL. import_batch and import_batch_full are this
+ * call with n_revised 0. */
+gboolean prox_store_import_batch_revised(ProxStore *store, const char *source, const char *name,
+                                         gint64 now, const ProxDiagnosisKey *keys, gsize n_keys,
+                                         gsize n_revised, const ProxVenueWarning *warnings,
+                                         gsize n_warnings, gint64 *batch_id, guint64 *added_keys,
+                                         guint64 *revised_keys, guint64 *added_warnings,
+                                         GError **error);
 /* Warnings of finished batches with id > since_batch, in store order; warning_ids (may be
  * NULL) receives the matching gint64 store ids. */
 gboolean prox_store_load_venue_warnings(ProxStore *store, gint64 since_batch,

@@ -170,8 +170,8 @@ static void batch_store(AuthorityDb *db, GPtrArray *batch)
         Job *job = batch->pdata[i];
         if (!authority_db_exec(db, "SAVEPOINT upload", &error))
             break;
-        if (authority_ingest_upload_full(db, job->upload, job->now, &job->inserted,
-                                         &job->checkins, &job->error)) {
+        if (authority_ingest_upload_full(db, job->upload, job->now, &job->inserted, &job->checkins,
+                                         &job->error)) {
             if (!authority_db_exec(db, "RELEASE upload", &error))
                 break;
         } else {

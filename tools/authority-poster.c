@@ -77,8 +77,8 @@ static char *render_svg(const QRcode *qr, const AuthorityPosterContent *c)
                            "  <rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
                            num(bw, width), num(bh, height), bw, bh, title);
     svg_text(svg, center, 20.0, 11.0, "bold", "Check in here");
-    g_autofree char *hint = g_strdup_printf("%s \u00b7 automatic checkout after %u min", c->kind,
-                                            c->stay_minutes);
+    g_autofree char *hint =
+        g_strdup_printf("%s \u00b7 automatic checkout after %u min", c->kind, c->stay_minutes);
     svg_text(svg, center, 30.0, fit_font(hint, text_width, 5.5), "normal", hint);
 
     /* The symbol: one path, a rectangle per run of dark modules, in module units. */

@@ -9,7 +9,7 @@
 
 G_BEGIN_DECLS
 
-#define AUTHORITY_POSTER_QUIET_ZONE 4   /* modules of white around the symbol */
+#define AUTHORITY_POSTER_QUIET_ZONE 4    /* modules of white around the symbol */
 #define AUTHORITY_POSTER_PNG_MIN_PX 1000 /* the PNG's side is at least this */
 #define AUTHORITY_POSTER_SVG_NAME "poster.svg"
 #define AUTHORITY_POSTER_PNG_NAME "poster.png"

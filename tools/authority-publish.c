@@ -327,8 +327,7 @@ static gboolean publish_run(AuthorityDb *db, const char *out_dir,
                 file_warnings, signer, error);
             gsize zip_len = 0;
             const char *zip_data = zip != NULL ? g_bytes_get_data(zip, &zip_len) : NULL;
-            if (zip == NULL ||
-                !authority_write_file_atomic(path, zip_data, zip_len, 0644, error))
+            if (zip == NULL || !authority_write_file_atomic(path, zip_data, zip_len, 0644, error))
                 goto fail;
         }
         struct stat st;

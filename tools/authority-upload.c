@@ -210,10 +210,10 @@ static gboolean checkin_parse(JsonNode *node, guint index, gint64 now, Authority
     }
     JsonObject *object = json_node_get_object(node);
     JsonNode *id = json_object_get_member(object, "locationId");
-    const char *hex = id != NULL && JSON_NODE_HOLDS_VALUE(id) &&
-                              json_node_get_value_type(id) == G_TYPE_STRING
-                          ? json_node_get_string(id)
-                          : NULL;
+    const char *hex =
+        id != NULL && JSON_NODE_HOLDS_VALUE(id) && json_node_get_value_type(id) == G_TYPE_STRING
+            ? json_node_get_string(id)
+            : NULL;
     if (hex == NULL || strlen(hex) != 2 * PROX_LOCATION_ID_LEN ||
         !prox_hex_decode(hex, checkin->location_id, PROX_LOCATION_ID_LEN)) {
         g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BAD_LOCATION_ID,

@@ -89,9 +89,9 @@ typedef struct {
 } AuthorityCheckin;
 
 typedef struct {
-    char *code;   /* normalized one-time code; NULL when the body had none */
-    GArray *keys; /* ProxDiagnosisKey; report_type is UNKNOWN and has_days_since_onset FALSE
-                     where the body did not give them */
+    char *code;       /* normalized one-time code; NULL when the body had none */
+    GArray *keys;     /* ProxDiagnosisKey; report_type is UNKNOWN and has_days_since_onset FALSE
+                         where the body did not give them */
     GArray *checkins; /* AuthorityCheckin; empty (never NULL) when the body had none */
 } AuthorityUpload;
 

@@ -125,8 +125,8 @@ static const char *warning_string(JsonObject *object, const char *field)
     return json_node_get_string(node);
 }
 
-static gboolean warning_hex32(JsonObject *object, guint index, const char *field,
-                              uint8_t out[32], GError **error)
+static gboolean warning_hex32(JsonObject *object, guint index, const char *field, uint8_t out[32],
+                              GError **error)
 {
     const char *hex = warning_string(object, field);
     if (hex == NULL || strlen(hex) != 64 || !prox_hex_decode(hex, out, 32))
@@ -210,9 +210,9 @@ static gboolean warning_parse(JsonNode *node, guint index, gint64 now, ProxVenue
         return FALSE;
     }
     if (w->end > now)
-        return bad(error, index, "ends in the future (%" G_GINT64_FORMAT " > now %" G_GINT64_FORMAT
-                                 ")",
-                   w->end, now);
+        return bad(error, index,
+                   "ends in the future (%" G_GINT64_FORMAT " > now %" G_GINT64_FORMAT ")", w->end,
+                   now);
     if (w->end < now - (gint64)AUTHORITY_WARNING_MAX_AGE_DAYS * DAY_SECONDS)
         return bad(error, index,
                    "ended more than %d days ago: devices no longer keep what it would match",
@@ -469,7 +469,8 @@ gboolean authority_warnings_pending(AuthorityDb *db, gint64 now, gint64 embargo,
         prox_venue_location_hash(sqlite3_column_blob(stmt, 1), w.location_hash);
         w.start = sqlite3_column_int64(stmt, 2);
         w.end = sqlite3_column_int64(stmt, 3);
-        w.transmission_risk_level = authority_checkin_risk((ProxReportType)sqlite3_column_int(stmt, 4));
+        w.transmission_risk_level =
+            authority_checkin_risk((ProxReportType)sqlite3_column_int(stmt, 4));
         pending->n_checkins++;
         pending->max_checkin_id = MAX(pending->max_checkin_id, id);
         /* An imported warning may say the same already. */
@@ -516,8 +517,7 @@ gboolean authority_warnings_mark_published(AuthorityDb *db, const AuthorityPendi
                 "UPDATE venue_warnings SET run_id = ?4 WHERE " PENDING_WARNINGS_WHERE
                 " AND id <= ?5",
                 pending, run_id, pending->max_warning_id, pending->from_imported, error) &&
-           mark(db,
-                "UPDATE checkins SET run_id = ?3 WHERE " PENDING_CHECKINS_WHERE " AND id <= ?4",
+           mark(db, "UPDATE checkins SET run_id = ?3 WHERE " PENDING_CHECKINS_WHERE " AND id <= ?4",
                 pending, run_id, pending->max_checkin_id, pending->n_checkins, error);
 }
 

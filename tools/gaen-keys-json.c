@@ -137,8 +137,13 @@ gboolean gaen_keys_json_parse_key(JsonNode *node, guint index, const GaenKeysJso
                                   ProxDiagnosisKey *key, GError **error)
 {
     static const char *const known[] = {
-        "key",        "rollingStartNumber",       "rollingPeriod", "transmissionRisk",
-        "reportType", "daysSinceOnsetOfSymptoms", NULL,
+        "key",
+        "rollingStartNumber",
+        "rollingPeriod",
+        "transmissionRisk",
+        "reportType",
+        "daysSinceOnsetOfSymptoms",
+        NULL,
     };
     if (!JSON_NODE_HOLDS_OBJECT(node)) {
         fail(error, policy, GAEN_KEYS_JSON_BAD_KEY, "key %u is not a JSON object", index);
@@ -175,8 +180,8 @@ gboolean gaen_keys_json_parse_key(JsonNode *node, guint index, const GaenKeysJso
         !key_int(object, index, "rollingPeriod", FALSE, PROX_TEK_ROLLING_PERIOD, 1,
                  PROX_MAX_ROLLING_PERIOD, policy, GAEN_KEYS_JSON_BAD_ROLLING_PERIOD, &period,
                  error) ||
-        !key_int(object, index, "transmissionRisk", FALSE, 0, 0, GAEN_MAX_TRANSMISSION_RISK,
-                 policy, GAEN_KEYS_JSON_BAD_TRANSMISSION_RISK, &risk, error) ||
+        !key_int(object, index, "transmissionRisk", FALSE, 0, 0, GAEN_MAX_TRANSMISSION_RISK, policy,
+                 GAEN_KEYS_JSON_BAD_TRANSMISSION_RISK, &risk, error) ||
         !key_report_type(object, index, policy, &key->report_type, error) ||
         !key_int(object, index, "daysSinceOnsetOfSymptoms", FALSE, 0, policy->days_since_onset_min,
                  policy->days_since_onset_max, policy, GAEN_KEYS_JSON_BAD_DAYS_SINCE_ONSET, &dsos,

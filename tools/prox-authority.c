@@ -657,8 +657,8 @@ typedef struct {
     int (*main)(int argc, char **argv);
 } Subcommand;
 
-static int dispatch(const char *group, const char *help, const Subcommand *subs, size_t n,
-                    int argc, char **argv)
+static int dispatch(const char *group, const char *help, const Subcommand *subs, size_t n, int argc,
+                    char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "prox-authority %s: missing subcommand (try 'prox-authority %s --help')\n",
@@ -721,7 +721,8 @@ static int cmd_warning_import(int argc, char **argv)
         "WARNINGS.json", "Store bus or venue warnings for the next publish.",
         "WARNINGS.json (docs/venues.md §6; 'prox-tool beacon trace' writes it):\n"
         "  {\"warnings\": [\n"
-        "    {\"kind\": \"same-vehicle\", \"beaconKey\": \"<base64 of the beacon's 16-byte TEK>\",\n"
+        "    {\"kind\": \"same-vehicle\", \"beaconKey\": \"<base64 of the beacon's 16-byte "
+        "TEK>\",\n"
         "     \"rollingStartIntervalNumber\": N, \"rollingPeriod\": 1..144 (default 144),\n"
         "     \"start\": UNIX, \"end\": UNIX, \"transmissionRisk\": 1..8},\n"
         "    {\"kind\": \"venue\", \"locationId\": \"<64 hex>\" (or \"locationHash\"),\n"
@@ -767,13 +768,13 @@ static int cmd_warning_import(int argc, char **argv)
     if (db == NULL)
         return failed(command, error);
     guint inserted = 0;
-    if (!authority_warnings_import(db, (const ProxVenueWarning *)warnings->data, warnings->len,
-                                   now, &inserted, &error))
+    if (!authority_warnings_import(db, (const ProxVenueWarning *)warnings->data, warnings->len, now,
+                                   &inserted, &error))
         return failed(command, error);
     guint vehicle = 0;
     for (guint i = 0; i < warnings->len; i++)
-        vehicle += g_array_index(warnings, ProxVenueWarning, i).kind ==
-                   PROX_VENUE_WARNING_SAME_VEHICLE;
+        vehicle +=
+            g_array_index(warnings, ProxVenueWarning, i).kind == PROX_VENUE_WARNING_SAME_VEHICLE;
     printf("imported %u warnings (%u already stored); the file holds %u same-vehicle and %u "
            "venue warnings\n",
            inserted, warnings->len - inserted, vehicle, warnings->len - vehicle);

@@ -158,8 +158,7 @@ static int beacon_trip_log(int argc, char **argv)
          "DB"},
         {"since", 0, 0, G_OPTION_ARG_STRING, &since_text,
          "Start of the period (default: everything kept)", "TIME"},
-        {"until", 0, 0, G_OPTION_ARG_STRING, &until_text, "End of the period, exclusive",
-         "TIME"},
+        {"until", 0, 0, G_OPTION_ARG_STRING, &until_text, "End of the period, exclusive", "TIME"},
         {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON instead of text", NULL},
         {"rpis", 0, 0, G_OPTION_ARG_NONE, &rpis,
          "Also list the RPIs heard in each interval (for the operator only)", NULL},
@@ -211,7 +210,8 @@ static int beacon_trip_log(int argc, char **argv)
         .by_interval = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                              (GDestroyNotify)g_hash_table_unref),
     };
-    if (rpis && !prox_store_foreach_sighting(store, since, until, collect_rpi, &collector, &error)) {
+    if (rpis &&
+        !prox_store_foreach_sighting(store, since, until, collect_rpi, &collector, &error)) {
         g_hash_table_unref(collector.by_interval);
         return fail(command, error);
     }
@@ -365,8 +365,8 @@ static int beacon_trace(int argc, char **argv)
         {"until", 0, 0, G_OPTION_ARG_STRING, &until_text, "Only the log before TIME", "TIME"},
         {"risk", 0, 0, G_OPTION_ARG_INT, &risk_override,
          "Transmission risk 1..8 for every warning (default: from the matched keys)", "N"},
-        {"threads", 0, 0, G_OPTION_ARG_INT, &threads,
-         "Matcher threads (default: one per CPU)", "N"},
+        {"threads", 0, 0, G_OPTION_ARG_INT, &threads, "Matcher threads (default: one per CPU)",
+         "N"},
         {NULL},
     };
     g_autoptr(GOptionContext) context = option_context(
@@ -461,9 +461,9 @@ static int beacon_trace(int argc, char **argv)
         return fail(command, error);
     g_autoptr(GArray) matches = NULL;
     if (sightings->len > 0 && keys->len > 0) {
-        matches = prox_match((const ProxSighting *)sightings->data, sightings->len,
-                             (const ProxDiagnosisKey *)keys->data, keys->len, (guint)threads,
-                             &error);
+        matches =
+            prox_match((const ProxSighting *)sightings->data, sightings->len,
+                       (const ProxDiagnosisKey *)keys->data, keys->len, (guint)threads, &error);
         if (matches == NULL)
             return fail(command, error);
     } else {
@@ -487,9 +487,8 @@ static int beacon_trace(int argc, char **argv)
         }
         gint64 first = MIN(m->sighting.first_seen, m->sighting.last_seen);
         gint64 last = MAX(m->sighting.first_seen, m->sighting.last_seen);
-        TraceWindow *w = windows->len > 0
-                             ? &g_array_index(windows, TraceWindow, windows->len - 1)
-                             : NULL;
+        TraceWindow *w =
+            windows->len > 0 ? &g_array_index(windows, TraceWindow, windows->len - 1) : NULL;
         if (w == NULL || first - w->end >= TRACE_JOIN_GAP_SECONDS) {
             TraceWindow fresh = {
                 .start = first,

@@ -1,6 +1,7 @@
 /* test-authority-units.c - the authority tools' shared code without processes: codes, the
  * upload rules at their edges, rate limiting with injected time, clock and date parsing, and
- * the database's pepper, permissions, schema version and code states. */
+ * the database's pepper, permissions, schema version (and migration) and code states, the
+ * shared GAEN key JSON parser's policies, check-in risk. */
 #include "authority-clock.h"
 #include "authority-code.h"
 #include "authority-db.h"
@@ -9,6 +10,8 @@
 #include "authority-ratelimit.h"
 #include "authority-test-util.h"
 #include "authority-upload.h"
+#include "authority-venue.h"
+#include "gaen-keys-json.h"
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -394,6 +397,132 @@ static void test_export_names(void)
         g_assert_false(authority_publish_is_export_name(no[i], NULL));
 }
 
+/* One parser, two policies (review debt D3): the same key read for an upload and for a key
+ * file, differing only where the policy says. */
+static void test_gaen_keys_json_policy(void)
+{
+    enum { DOMAIN_CODE_BASE = 100 };
+    GaenKeysJsonPolicy strict = {
+        .domain = g_quark_from_static_string("test-strict"),
+        .allow_revoked = TRUE,
+        .reject_unknown_members = TRUE,
+        .null_is_absent = FALSE,
+        .days_since_onset_min = G_MININT32,
+        .days_since_onset_max = G_MAXINT32,
+    };
+    GaenKeysJsonPolicy lenient = {
+        .domain = g_quark_from_static_string("test-lenient"),
+        .allow_revoked = FALSE,
+        .reject_unknown_members = FALSE,
+        .null_is_absent = TRUE,
+        .cli_report_names = TRUE,
+        .days_since_onset_min = -14,
+        .days_since_onset_max = 14,
+    };
+    for (int i = 0; i < GAEN_KEYS_JSON_N_PROBLEMS; i++) {
+        strict.codes[i] = DOMAIN_CODE_BASE + i;
+        lenient.codes[i] = DOMAIN_CODE_BASE + 50 + i;
+    }
+    static const struct {
+        const char *json;
+        int strict_problem;  /* -1: accepted */
+        int lenient_problem; /* -1: accepted */
+    } cases[] = {
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5}", -1, -1},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,\"reportType\":"
+         "\"REVOKED\"}",
+         -1, GAEN_KEYS_JSON_BAD_REPORT_TYPE},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,\"reportType\":5}", -1,
+         GAEN_KEYS_JSON_BAD_REPORT_TYPE},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,\"reportType\":"
+         "\"self-report\"}",
+         GAEN_KEYS_JSON_BAD_REPORT_TYPE, -1},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,\"padding\":\"x\"}",
+         GAEN_KEYS_JSON_BAD_KEY, -1},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,\"rollingPeriod\":null}",
+         GAEN_KEYS_JSON_BAD_ROLLING_PERIOD, -1},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,"
+         "\"daysSinceOnsetOfSymptoms\":20}",
+         -1, GAEN_KEYS_JSON_BAD_DAYS_SINCE_ONSET},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,\"rollingPeriod\":0}",
+         GAEN_KEYS_JSON_BAD_ROLLING_PERIOD, GAEN_KEYS_JSON_BAD_ROLLING_PERIOD},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0O\",\"rollingStartNumber\":5}", GAEN_KEYS_JSON_BAD_KEY_DATA,
+         GAEN_KEYS_JSON_BAD_KEY_DATA},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\"}", GAEN_KEYS_JSON_BAD_ROLLING_START,
+         GAEN_KEYS_JSON_BAD_ROLLING_START},
+        {"{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":5,"
+         "\"transmissionRisk\":9}",
+         GAEN_KEYS_JSON_BAD_TRANSMISSION_RISK, GAEN_KEYS_JSON_BAD_TRANSMISSION_RISK},
+        {"7", GAEN_KEYS_JSON_BAD_KEY, GAEN_KEYS_JSON_BAD_KEY},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(JsonParser) parser = json_parser_new();
+        g_assert_true(json_parser_load_from_data(parser, cases[i].json, -1, NULL));
+        const GaenKeysJsonPolicy *policies[] = {&strict, &lenient};
+        const int expected[] = {cases[i].strict_problem, cases[i].lenient_problem};
+        for (int p = 0; p < 2; p++) {
+            ProxDiagnosisKey key;
+            g_autoptr(GError) error = NULL;
+            gboolean ok = gaen_keys_json_parse_key(json_parser_get_root(parser), 3, policies[p],
+                                                   &key, &error);
+            g_test_message("case %zu policy %d: %s", i, p, ok ? "ok" : error->message);
+            if (expected[p] < 0) {
+                g_assert_true(ok);
+                g_assert_cmpuint(key.tek.rolling_start, ==, 5);
+                g_assert_cmpuint(key.tek.rolling_period, ==, 144);
+            } else {
+                g_assert_false(ok);
+                g_assert_error(error, policies[p]->domain, policies[p]->codes[expected[p]]);
+                g_assert_true(g_str_has_prefix(error->message, "key 3"));
+            }
+        }
+    }
+}
+
+/* A schema 1 database (before buses and venues) is migrated in place, keeping its rows. */
+static void test_db_migration(void)
+{
+    g_autofree char *dir = test_tmpdir_new();
+    g_autofree char *path = g_build_filename(dir, "authority.db", NULL);
+    g_autoptr(GError) error = NULL;
+    AuthorityDb *db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+    g_assert_true(authority_db_code_insert(db, "ABCDEFGHJKLM", 18399, PROX_REPORT_CONFIRMED_TEST,
+                                           TEST_NOW, TEST_NOW + 100, &error));
+    authority_db_close(db);
+    /* Back to schema 1. */
+    sqlite3 *raw = NULL;
+    g_assert_cmpint(sqlite3_open(path, &raw), ==, SQLITE_OK);
+    g_assert_cmpint(
+        sqlite3_exec(raw,
+                     "DROP TABLE venues; DROP TABLE venue_warnings; DROP TABLE checkins;"
+                     "ALTER TABLE publish_runs DROP COLUMN warnings;"
+                     "ALTER TABLE export_files DROP COLUMN warning_count;"
+                     "PRAGMA user_version = 1",
+                     NULL, NULL, NULL),
+        ==, SQLITE_OK);
+    sqlite3_close(raw);
+    g_assert_cmpint(test_db_int(path, "PRAGMA user_version"), ==, 1);
+    db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+    authority_db_close(db);
+    g_assert_cmpint(test_db_int(path, "PRAGMA user_version"), ==, AUTHORITY_DB_SCHEMA_VERSION);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM codes"), ==, 1);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM venues"), ==, 0);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM checkins"), ==, 0);
+    g_assert_cmpint(test_db_int(path, "SELECT count(warnings) FROM publish_runs"), ==, 0);
+    test_tmpdir_free(g_steal_pointer(&dir));
+}
+
+static void test_checkin_risk(void)
+{
+    g_assert_cmpint(authority_checkin_risk(PROX_REPORT_CONFIRMED_TEST), ==, 7);
+    g_assert_cmpint(authority_checkin_risk(PROX_REPORT_CONFIRMED_CLINICAL_DIAGNOSIS), ==, 5);
+    g_assert_cmpint(authority_checkin_risk(PROX_REPORT_SELF_REPORT), ==, 3);
+    g_assert_cmpint(authority_checkin_risk(PROX_REPORT_RECURSIVE), ==, 1);
+    g_assert_cmpint(authority_checkin_risk(PROX_REPORT_UNKNOWN), ==, 7);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -404,5 +533,8 @@ int main(int argc, char **argv)
     g_test_add_func("/authority/units/time-parsing", test_time_parsing);
     g_test_add_func("/authority/units/db", test_db);
     g_test_add_func("/authority/units/export-names", test_export_names);
+    g_test_add_func("/authority/units/gaen-keys-json-policy", test_gaen_keys_json_policy);
+    g_test_add_func("/authority/units/db-migration", test_db_migration);
+    g_test_add_func("/authority/units/checkin-risk", test_checkin_risk);
     return g_test_run();
 }

@@ -519,7 +519,7 @@ static void test_checkins_refused(Fixture *f, gconstpointer data)
     g_autofree char *good = checkin_json(id, TEST_NOW - DAY, TEST_NOW - DAY + 600);
     g_autofree char *future = checkin_json(id, TEST_NOW - 600, TEST_NOW + 1);
     g_autofree char *long_stay = checkin_json(id, TEST_NOW - DAY - 2, TEST_NOW - 1);
-    g_autofree char *too_old = checkin_json(id, TEST_NOW - 14 * DAY - 1, TEST_NOW - 13 * DAY);
+    g_autofree char *too_old = checkin_json(id, TEST_NOW - 14 * DAY - 1, TEST_NOW - 14 * DAY + 600);
     g_autofree char *backwards = checkin_json(id, TEST_NOW - 600, TEST_NOW - 1200);
     g_autofree char *empty = checkin_json(id, TEST_NOW - 600, TEST_NOW - 600);
     GString *many = g_string_new("[");
@@ -546,15 +546,16 @@ static void test_checkins_refused(Fixture *f, gconstpointer data)
         {"older than 14 days", g_strdup_printf("[%s]", too_old), "checkin_too_old"},
         {"end before start", g_strdup_printf("[%s]", backwards), "bad_checkin_time"},
         {"empty stay", g_strdup_printf("[%s]", empty), "bad_checkin_time"},
-        {"bad hex", g_strdup_printf("[{\"locationId\":\"%s\",\"start\":%d,\"end\":%d}]", bad_hex,
-                                    TEST_NOW - 600, TEST_NOW - 60),
+        {"bad hex",
+         g_strdup_printf("[{\"locationId\":\"%s\",\"start\":%d,\"end\":%d}]", bad_hex,
+                         TEST_NOW - 600, TEST_NOW - 60),
          "bad_location_id"},
         {"63 hex digits",
          g_strdup_printf("[{\"locationId\":\"%s\",\"start\":%d,\"end\":%d}]", short_hex,
                          TEST_NOW - 600, TEST_NOW - 60),
          "bad_location_id"},
-        {"no location id", g_strdup_printf("[{\"start\":%d,\"end\":%d}]", TEST_NOW - 600,
-                                           TEST_NOW - 60),
+        {"no location id",
+         g_strdup_printf("[{\"start\":%d,\"end\":%d}]", TEST_NOW - 600, TEST_NOW - 60),
          "bad_location_id"},
         {"start missing",
          g_strdup_printf("[{\"locationId\":\"%s\",\"end\":%d}]", hex, TEST_NOW - 60),
