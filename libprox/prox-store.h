@@ -131,14 +131,13 @@ gboolean prox_store_add_batch(ProxStore *store, const char *source, const char *
                               gint64 *batch_id, GError **error);
 /* Adds keys to an unfinished batch in one transaction, skipping keys already stored by a
  * finished batch (same key_data and rolling_start; the first batch's metadata wins).
- * `added` (may be NULL) = keys that were new to matching. A key with a rolling period
+ * Except: a key with report_type PROX_REPORT_REVOKED is a revision (see
+ * prox_store_revise_diagnosis_keys): it revokes the stored key, and is not stored when
+ * there is none. `added` (may be NULL) = keys that were new to matching. A key with a rolling period
  * outside 1..144 fails the call (INVALID_ARGUMENT), an unknown batch is NOT_FOUND. */
 gboolean prox_store_add_diagnosis_keys(ProxStore *store, gint64 batch_id,
                                        const ProxDiagnosisKey *keys, gsize n_keys, guint64 *added,
                                        GError **error);
-/* Revised and revoked keys (GAEN, schema v4). A key with report_type PROX_REPORT_REVOKED
- * given to add_diagnosis_keys() is handled as a revision (below); a new key is not stored
- * then, nor counted in `added`. */
 /* Adds revised keys (GAEN export revised_keys, ProxExport's last n_revised keys) to an
  * unfinished batch in one transaction. For a key already stored by a finished batch (same
  * key_data and rolling_start), the revision's transmission_risk_level, report_type and
@@ -173,7 +172,8 @@ gboolean prox_store_has_batch(ProxStore *store, const char *source, const char *
                               GError **error);
 gboolean prox_store_count_diagnosis_keys(ProxStore *store, guint64 *count, GError **error);
 
-/* Streams the keys of finished batches with id > since_batch (0 = all), batch by batch
+/* Streams the keys of finished batches with id > since_batch (0 = all), revoked keys
+ * left out (the metadata is the latest revision's), batch by batch
  * (inside a batch in no particular order), in chunks of at most `max_chunk` keys (0 =
  * 4096): memory stays bounded for any count. `key_ids` are the store's ids (for exposure
  * windows). Return FALSE to stop early (not an error). The callback may write to the

@@ -297,17 +297,26 @@ double harness_sim_now(Harness *h)
 
 void harness_start_fake(Harness *h)
 {
+    harness_start_fake_args(h, NULL);
+}
+
+void harness_start_fake_args(Harness *h, const char *const *extra_args)
+{
     g_autofree char *log = g_strdup_printf("%s/fake-bluez-%u.log", h->dir, ++h->fake_starts);
-    const char *argv[] = {env_or_fail("FAKE_BLUEZ"),
-                          "--scenario",
-                          h->scenario_path,
-                          "--truth-log",
-                          h->truth_path,
-                          "--seed",
-                          "1",
-                          NULL};
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    const char *const args[] = {
+        env_or_fail("FAKE_BLUEZ"), "--scenario", h->scenario_path, "--seed", "1", NULL};
+    for (guint i = 0; args[i] != NULL; i++)
+        g_ptr_array_add(argv, (gpointer)args[i]);
+    if (!h->no_truth_log) {
+        g_ptr_array_add(argv, (gpointer) "--truth-log");
+        g_ptr_array_add(argv, h->truth_path);
+    }
+    for (guint i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+        g_ptr_array_add(argv, (gpointer)extra_args[i]);
+    g_ptr_array_add(argv, NULL);
     g_assert_null(h->fake);
-    h->fake = spawn(h, log, argv);
+    h->fake = spawn(h, log, (const char *const *)argv->pdata);
     if (!wait_name(h, FAKE_CONTROL_NAME, TRUE, h->fake, START_TIMEOUT_MS) ||
         !wait_name(h, "org.bluez", TRUE, h->fake, START_TIMEOUT_MS)) {
         print_log("fake-bluez", log);

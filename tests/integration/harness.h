@@ -45,7 +45,8 @@ struct Harness {
     double speed;
     GSubprocess *fake;
     guint fake_starts;
-    GPtrArray *daemons; /* HarnessDaemon */
+    gboolean no_truth_log; /* set before starting the fake: no ground-truth log */
+    GPtrArray *daemons;    /* HarnessDaemon */
 };
 
 /* Starts a private bus and prepares a world for `scenario` (a file name in
@@ -60,6 +61,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Harness, harness_free)
 
 /* Starts fake-bluez and waits for it to own org.bluez. */
 void harness_start_fake(Harness *h);
+/* The same, with more fake-bluez options (NULL-terminated, e.g. --max-report-rate 50). */
+void harness_start_fake_args(Harness *h, const char *const *extra_args);
 /* Stops fake-bluez the way bluetoothd exits (SIGTERM) and waits until org.bluez is gone. */
 void harness_stop_fake(Harness *h);
 
