@@ -47,17 +47,19 @@ static void bus_match_call(GDBusConnection *connection, const char *method, cons
 }
 
 BluezMatch *bluez_match_new(GDBusConnection *connection, const char *rule, const char *interface,
-                            const char *member, GDBusSignalCallback callback, gpointer user_data)
+                            const char *member, const char *arg0, GDBusSignalCallback callback,
+                            gpointer user_data)
 {
     g_return_val_if_fail(G_IS_DBUS_CONNECTION(connection), NULL);
     BluezMatch *m = g_new0(BluezMatch, 1);
     m->connection = g_object_ref(connection);
     m->rule = g_strdup(rule);
-    /* GDBus dispatches what arrives by sender, interface and member; the bus, told by our
-     * own rule, sends only what the rule matches. Messages on a connection keep their order,
+    /* GDBus dispatches what arrives by sender, interface, member and a string arg0 (so
+     * another subscription's signals are not even handed to `callback`); the bus, told by
+     * our own rule, sends only what the rule matches. Messages on a connection keep their order,
      * so the rule is in place before any call made after this one reaches BlueZ. */
     m->subscription = g_dbus_connection_signal_subscribe(
-        connection, BLUEZ_NAME, interface, member, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NO_MATCH_RULE,
+        connection, BLUEZ_NAME, interface, member, NULL, arg0, G_DBUS_SIGNAL_FLAGS_NO_MATCH_RULE,
         callback, user_data, NULL);
     bus_match_call(connection, "AddMatch", rule);
     return m;
@@ -487,10 +489,11 @@ static void subscribe(BluezAdapterWatch *self)
         "type='signal',sender='" BLUEZ_NAME "',interface='" PROPERTIES_IFACE "',"
         "member='PropertiesChanged',arg0='" ADAPTER_IFACE "'%s%s%s",
         path != NULL ? ",path='" : "", path != NULL ? path : "", path != NULL ? "'" : "");
-    self->om_match = bluez_match_new(self->connection, om_rule, OBJECT_MANAGER_IFACE, NULL,
+    self->om_match = bluez_match_new(self->connection, om_rule, OBJECT_MANAGER_IFACE, NULL, NULL,
                                      on_object_manager_signal, self);
-    self->props_match = bluez_match_new(self->connection, props_rule, PROPERTIES_IFACE,
-                                        "PropertiesChanged", on_properties_signal, self);
+    self->props_match =
+        bluez_match_new(self->connection, props_rule, PROPERTIES_IFACE, "PropertiesChanged",
+                        ADAPTER_IFACE, on_properties_signal, self);
 }
 
 static void sync_objects(BluezAdapterWatch *self);

@@ -64,11 +64,12 @@ GDBusConnection *bluez_adapter_watch_get_connection(BluezAdapterWatch *self);
 /* A signal subscription of ours for org.bluez with a bus match rule we write ourselves:
  * path_namespace, and arg0path on object-path arguments (InterfacesAdded), which
  * g_dbus_connection_signal_subscribe() cannot express. The callback gets every signal of
- * org.bluez with `interface` and `member` (NULL = any) that reaches this connection, through
- * this rule or another: it must filter by path itself. */
+ * org.bluez with `interface`, `member` and string argument `arg0` (NULL = any) that reaches
+ * this connection, through this rule or another: it must filter by path itself. */
 typedef struct _BluezMatch BluezMatch;
 BluezMatch *bluez_match_new(GDBusConnection *connection, const char *rule, const char *interface,
-                            const char *member, GDBusSignalCallback callback, gpointer user_data);
+                            const char *member, const char *arg0, GDBusSignalCallback callback,
+                            gpointer user_data);
 /* Unsubscribes and removes the rule from the bus. */
 void bluez_match_free(BluezMatch *match);
 

@@ -467,10 +467,10 @@ static void follow_devices(BluezScanner *self)
                         "member='PropertiesChanged',path_namespace='%s',arg0='" DEVICE_IFACE "'",
                         path);
     self->devices_om_match = bluez_match_new(self->connection, om_rule, OBJECT_MANAGER_IFACE, NULL,
-                                             on_device_interfaces, self);
+                                             NULL, on_device_interfaces, self);
     self->devices_props_match =
         bluez_match_new(self->connection, props_rule, PROPERTIES_IFACE, "PropertiesChanged",
-                        on_device_properties_changed, self);
+                        DEVICE_IFACE, on_device_properties_changed, self);
 }
 
 /* ---- is bluetoothd really discovering? ---- */

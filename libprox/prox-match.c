@@ -173,20 +173,19 @@ static void index_build(ProxMatcher *m)
     m->bucket_start = g_new0(uint32_t, buckets + 1);
     m->by_rpi = g_new(uint32_t, MAX(m->n_sightings, 1));
 
-    /* Counting sort by bucket: count, prefix sums, place (each placement advances its
-     * bucket's cursor to the next bucket's start), then shift the cursors back. */
+    /* Counting sort by bucket: count, running sums (each bucket's entry is then its end),
+     * place from the last sighting back (each placement moves its bucket's cursor down,
+     * ending on the bucket's start; equal buckets keep index order). */
     for (uint32_t i = 0; i < m->n_sightings; i++)
         m->bucket_start[rpi_bucket(m, load_be64(m->sightings[i].rpi.bytes))]++;
     uint32_t sum = 0;
     for (size_t b = 0; b < buckets; b++) {
-        uint32_t c = m->bucket_start[b];
+        sum += m->bucket_start[b];
         m->bucket_start[b] = sum;
-        sum += c;
     }
-    for (uint32_t i = 0; i < m->n_sightings; i++)
-        m->by_rpi[m->bucket_start[rpi_bucket(m, load_be64(m->sightings[i].rpi.bytes))]++] = i;
-    memmove(m->bucket_start + 1, m->bucket_start, buckets * sizeof(uint32_t));
-    m->bucket_start[0] = 0;
+    m->bucket_start[buckets] = sum;
+    for (uint32_t i = m->n_sightings; i-- > 0;)
+        m->by_rpi[--m->bucket_start[rpi_bucket(m, load_be64(m->sightings[i].rpi.bytes))]] = i;
 
     /* Within a bucket, order by (RPI, index): insertion sort for the usual handful. */
     for (size_t b = 0; b < buckets; b++) {

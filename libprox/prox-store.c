@@ -165,10 +165,9 @@ static const char migration_v3[] =
  * A revoked key stays as a tombstone with report_type REVOKED (5), invisible to matching,
  * so that a later copy cannot bring it back; it expires like any key. Keys stored revoked
  * before v4 could never count for risk (risk drops REVOKED windows): their windows go. */
-static const char migration_v4[] =
-    "ALTER TABLE diagnosis_keys ADD COLUMN revised_batch_id INTEGER;"
-    "DELETE FROM exposure_windows WHERE key_id IN"
-    "  (SELECT id FROM diagnosis_keys WHERE report_type = 5);";
+static const char migration_v4[] = "ALTER TABLE diagnosis_keys ADD COLUMN revised_batch_id INTEGER;"
+                                   "DELETE FROM exposure_windows WHERE key_id IN"
+                                   "  (SELECT id FROM diagnosis_keys WHERE report_type = 5);";
 
 /* migrations[i] takes the schema from version i to i + 1. Append only; never edit a step. */
 static const char *const migrations[] = {
@@ -644,6 +643,11 @@ static sqlite3 *open_db(const char *path, const ProxStoreOptions *opts, int targ
     int version = 0;
     ok = read_user_version(db, &version, error) && check_not_newer(version, path, error);
 
+    /* EXPERIMENT */
+    if (ok && version == 0 && g_getenv("PROX_PAGE_SIZE") != NULL) {
+        g_autofree char *ps = g_strdup_printf("PRAGMA page_size = %s", g_getenv("PROX_PAGE_SIZE"));
+        ok = exec_sql(db, ps, "page size", error);
+    }
     const char *sync = opts != NULL && opts->fast_sync ? "PRAGMA synchronous = NORMAL;"
                                                        : "PRAGMA synchronous = FULL;";
     if (ok) {
@@ -1356,7 +1360,8 @@ static const ProxDiagnosisKey **check_and_sort_keys(const ProxDiagnosisKey *keys
     const ProxDiagnosisKey **order = g_new(const ProxDiagnosisKey *, MAX(n_keys, 1));
     for (gsize i = 0; i < n_keys; i++)
         order[i] = &keys[i];
-    qsort(order, n_keys, sizeof *order, compare_key_ptrs);
+    if (g_getenv("PROX_NO_SORT") == NULL) /* EXPERIMENT */
+        qsort(order, n_keys, sizeof *order, compare_key_ptrs);
     return order;
 }
 
@@ -1918,12 +1923,11 @@ gboolean prox_store_import_batch_revised(ProxStore *store, const char *source, c
     KeyCounts counts = {0, 0};
     guint64 n_warnings_added = 0;
     gsize n_plain = n_keys - n_revised;
-    gboolean ok =
-        add_batch_locked(store, source, name, now, &id, error) &&
-        add_keys_locked(store, id, keys, n_plain, &counts, error) &&
-        revise_keys_locked(store, id, keys + n_plain, n_revised, &counts, error) &&
-        add_warnings_locked(store, id, warnings, n_warnings, &n_warnings_added, error) &&
-        finish_batch_locked(store, id, error);
+    gboolean ok = add_batch_locked(store, source, name, now, &id, error) &&
+                  add_keys_locked(store, id, keys, n_plain, &counts, error) &&
+                  revise_keys_locked(store, id, keys + n_plain, n_revised, &counts, error) &&
+                  add_warnings_locked(store, id, warnings, n_warnings, &n_warnings_added, error) &&
+                  finish_batch_locked(store, id, error);
     if (!txn_end(store->db, ok, error))
         return FALSE;
     if (batch_id != NULL)

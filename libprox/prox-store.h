@@ -133,8 +133,8 @@ gboolean prox_store_add_batch(ProxStore *store, const char *source, const char *
  * finished batch (same key_data and rolling_start; the first batch's metadata wins).
  * Except: a key with report_type PROX_REPORT_REVOKED is a revision (see
  * prox_store_revise_diagnosis_keys): it revokes the stored key, and is not stored when
- * there is none. `added` (may be NULL) = keys that were new to matching. A key with a rolling period
- * outside 1..144 fails the call (INVALID_ARGUMENT), an unknown batch is NOT_FOUND. */
+ * there is none. `added` (may be NULL) = keys that were new to matching. A key with a rolling
+ * period outside 1..144 fails the call (INVALID_ARGUMENT), an unknown batch is NOT_FOUND. */
 gboolean prox_store_add_diagnosis_keys(ProxStore *store, gint64 batch_id,
                                        const ProxDiagnosisKey *keys, gsize n_keys, guint64 *added,
                                        GError **error);

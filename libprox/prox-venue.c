@@ -295,7 +295,10 @@ static gboolean canonical_descriptor(const VenueDescriptor *m, const uint8_t *by
 {
     if (m->base.n_unknown_fields != 0 || venue_descriptor__get_packed_size(m) != len)
         return FALSE;
-    g_autofree uint8_t *again = g_malloc(len != 0 ? len : 1);
+    /* An empty descriptor field unpacks to bytes == NULL: memcmp(x, NULL, 0) is undefined. */
+    if (len == 0)
+        return TRUE;
+    g_autofree uint8_t *again = g_malloc(len);
     venue_descriptor__pack(m, again);
     return memcmp(again, bytes, len) == 0;
 }

@@ -1696,6 +1696,553 @@ static void test_trip_log(Fixture *f, gconstpointer data)
     prox_store_close(store);
 }
 
+/* ---- revised and revoked keys (schema v4) ---- */
+
+static ProxDiagnosisKey make_revision(const ProxDiagnosisKey *key, ProxReportType type, int32_t trl,
+                                      gboolean has_dso, int32_t dso)
+{
+    ProxDiagnosisKey r = *key;
+    r.report_type = type;
+    r.transmission_risk_level = trl;
+    r.has_days_since_onset = has_dso;
+    r.days_since_onset = has_dso ? dso : 0;
+    return r;
+}
+
+/* The keys matching sees (finished batches, revoked ones left out), with their ids. */
+static void visible_keys(ProxStore *store, gint64 since_batch, Collected *c)
+{
+    GError *error = NULL;
+    collected_init(c);
+    g_assert_true(
+        prox_store_foreach_diagnosis_key_chunk(store, since_batch, 0, collect_chunk, c, &error));
+    g_assert_no_error(error);
+}
+
+/* Index of `key` (by key data and rolling start) in c->keys, -1 when absent. */
+static int find_visible(const Collected *c, const ProxDiagnosisKey *key)
+{
+    for (guint i = 0; i < c->keys->len; i++) {
+        const ProxDiagnosisKey *k = &g_array_index(c->keys, ProxDiagnosisKey, i);
+        if (memcmp(k->tek.key, key->tek.key, PROX_KEY_LEN) == 0 &&
+            k->tek.rolling_start == key->tek.rolling_start)
+            return (int)i;
+    }
+    return -1;
+}
+
+static gint64 visible_key_id(ProxStore *store, const ProxDiagnosisKey *key)
+{
+    Collected c;
+    visible_keys(store, 0, &c);
+    int i = find_visible(&c, key);
+    g_assert_cmpint(i, >=, 0);
+    gint64 id = g_array_index(c.ids, gint64, i);
+    collected_clear(&c);
+    return id;
+}
+
+static gboolean key_is_visible(ProxStore *store, const ProxDiagnosisKey *key)
+{
+    Collected c;
+    visible_keys(store, 0, &c);
+    gboolean found = find_visible(&c, key) >= 0;
+    collected_clear(&c);
+    return found;
+}
+
+/* Number of stored windows of key `key_id`. */
+static guint count_windows(ProxStore *store, gint64 key_id)
+{
+    GError *error = NULL;
+    g_autoptr(GArray) windows = NULL;
+    g_assert_true(prox_store_load_exposure_windows(store, G_MININT64, &windows, &error));
+    g_assert_no_error(error);
+    guint n = 0;
+    for (guint i = 0; i < windows->len; i++)
+        n += g_array_index(windows, ProxExposureWindow, i).key_id == key_id;
+    return n;
+}
+
+static void save_two_windows(ProxStore *store, gint64 key_id)
+{
+    GError *error = NULL;
+    ProxExposureWindow w[2];
+    make_window(&w[0], T0, 2);
+    make_window(&w[1], T0 + DAY, 1);
+    g_assert_true(prox_store_save_exposure_windows(store, key_id, w, 2, &error));
+    g_assert_no_error(error);
+    prox_exposure_window_clear(&w[0]);
+    prox_exposure_window_clear(&w[1]);
+}
+
+static guint64 stored_key_count(ProxStore *store)
+{
+    GError *error = NULL;
+    guint64 count = 0;
+    g_assert_true(prox_store_count_diagnosis_keys(store, &count, &error));
+    g_assert_no_error(error);
+    return count;
+}
+
+static void test_keys_revise_metadata(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    uint32_t rs = prox_interval_number(T0) - 144;
+    ProxDiagnosisKey a =
+        make_revision((ProxDiagnosisKey[]){make_key(1, rs)}, PROX_REPORT_SELF_REPORT, 2, TRUE, 5);
+    ProxDiagnosisKey b = make_revision((ProxDiagnosisKey[]){make_key(2, rs)},
+                                       PROX_REPORT_CONFIRMED_TEST, 4, FALSE, 0);
+    ProxDiagnosisKey first[] = {a, b};
+    gint64 b1 = 0;
+    g_assert_true(prox_store_import_batch(store, "srv", "b1.zip", T0, first, 2, &b1, NULL, &error));
+    g_assert_no_error(error);
+    gint64 a_id = visible_key_id(store, &a);
+
+    /* The next list revises a (self report -> confirmed, onset known) and brings c, a key
+     * we never had, in its revised_keys: stored as a new key. */
+    ProxDiagnosisKey c = make_key(3, rs);
+    c.report_type = PROX_REPORT_CONFIRMED_CLINICAL_DIAGNOSIS;
+    ProxDiagnosisKey a2 = make_revision(&a, PROX_REPORT_CONFIRMED_TEST, 6, TRUE, -1);
+    gint64 b2 = 0;
+    guint64 revised = 99, added = 99;
+    g_assert_true(prox_store_add_batch(store, "srv", "b2.zip", T0 + 60, &b2, &error));
+    ProxDiagnosisKey revisions[] = {c, a2};
+    g_assert_true(prox_store_revise_diagnosis_keys(store, b2, revisions, 2, &revised, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(revised, ==, 1);
+    g_assert_true(prox_store_finish_batch(store, b2, &error));
+
+    Collected all;
+    visible_keys(store, 0, &all);
+    g_assert_cmpuint(all.keys->len, ==, 3);
+    int ia = find_visible(&all, &a);
+    g_assert_cmpint(ia, >=, 0);
+    assert_key_equal(&g_array_index(all.keys, ProxDiagnosisKey, ia), &a2);
+    g_assert_cmpint(g_array_index(all.ids, gint64, ia), ==, a_id); /* same row, same windows */
+    assert_key_equal(&g_array_index(all.keys, ProxDiagnosisKey, find_visible(&all, &b)), &b);
+    assert_key_equal(&g_array_index(all.keys, ProxDiagnosisKey, find_visible(&all, &c)), &c);
+    collected_clear(&all);
+    /* a keeps its batch: only c is new after b1. */
+    Collected newer;
+    visible_keys(store, b1, &newer);
+    g_assert_cmpuint(newer.keys->len, ==, 1);
+    g_assert_cmpint(find_visible(&newer, &c), ==, 0);
+    collected_clear(&newer);
+    g_assert_cmpuint(stored_key_count(store), ==, 3);
+
+    /* The same in one call, as a ProxExport reads: keys, then revised keys. b is revised
+     * again (onset now unknown -> known), a's revision is repeated (no change), one key is
+     * plain new. */
+    ProxDiagnosisKey d = make_key(4, rs);
+    d.report_type = PROX_REPORT_CONFIRMED_TEST;
+    ProxDiagnosisKey b3 = make_revision(&b, PROX_REPORT_CONFIRMED_TEST, 7, TRUE, 0);
+    ProxDiagnosisKey file[] = {d, b3, a2};
+    gint64 id3 = 0;
+    g_assert_true(prox_store_import_batch_revised(store, "srv", "b3.zip", T0 + 120, file, 3, 2,
+                                                  NULL, 0, &id3, &added, &revised, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 1);
+    g_assert_cmpuint(revised, ==, 2);
+    visible_keys(store, 0, &all);
+    g_assert_cmpuint(all.keys->len, ==, 4);
+    assert_key_equal(&g_array_index(all.keys, ProxDiagnosisKey, find_visible(&all, &b)), &b3);
+    assert_key_equal(&g_array_index(all.keys, ProxDiagnosisKey, find_visible(&all, &a)), &a2);
+    collected_clear(&all);
+
+    /* A plain (not revised) copy of a stored key still changes nothing. */
+    ProxDiagnosisKey plain = make_revision(&a, PROX_REPORT_RECURSIVE, 1, FALSE, 0);
+    g_assert_true(
+        prox_store_import_batch(store, "srv", "b4.zip", T0 + 180, &plain, 1, NULL, &added, &error));
+    g_assert_cmpuint(added, ==, 0);
+    visible_keys(store, 0, &all);
+    assert_key_equal(&g_array_index(all.keys, ProxDiagnosisKey, find_visible(&all, &a)), &a2);
+    collected_clear(&all);
+
+    /* Errors as add_diagnosis_keys: unknown or finished batch, bad rolling period (and
+     * nothing of that call is applied), n_revised > n_keys. */
+    g_assert_false(prox_store_revise_diagnosis_keys(store, 9999, &a2, 1, &revised, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_NOT_FOUND);
+    g_clear_error(&error);
+    g_assert_false(prox_store_revise_diagnosis_keys(store, b2, &a2, 1, &revised, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+    gint64 b5 = 0;
+    g_assert_true(prox_store_add_batch(store, "srv", "b5.zip", T0 + 240, &b5, &error));
+    ProxDiagnosisKey bad[] = {make_revision(&a, PROX_REPORT_REVOKED, 0, FALSE, 0), b3};
+    bad[1].tek.rolling_period = 0;
+    g_assert_false(prox_store_revise_diagnosis_keys(store, b5, bad, 2, &revised, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+    g_assert_true(key_is_visible(store, &a));
+    g_assert_false(prox_store_import_batch_revised(store, "srv", "b6.zip", T0, file, 1, 2, NULL, 0,
+                                                   NULL, NULL, NULL, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+    gboolean has = TRUE;
+    g_assert_true(prox_store_has_batch(store, "srv", "b6.zip", &has, &error));
+    g_assert_false(has);
+    prox_store_close(store);
+}
+
+static void test_keys_revoke(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    uint32_t rs = prox_interval_number(T0) - 144;
+    ProxDiagnosisKey keys[3];
+    for (guint i = 0; i < 3; i++) {
+        keys[i] = make_key(10 + i, rs);
+        keys[i].report_type = PROX_REPORT_CONFIRMED_TEST;
+    }
+    g_assert_true(prox_store_import_batch(store, "srv", "b1.zip", T0, keys, 3, NULL, NULL, &error));
+    g_assert_no_error(error);
+    gint64 ids[3];
+    for (guint i = 0; i < 3; i++) {
+        ids[i] = visible_key_id(store, &keys[i]);
+        save_two_windows(store, ids[i]);
+    }
+
+    /* Revoked in revised_keys: gone from matching, its windows deleted, the others kept. */
+    ProxDiagnosisKey revoke0 = make_revision(&keys[0], PROX_REPORT_REVOKED, 0, FALSE, 0);
+    guint64 added = 99, revised = 99;
+    g_assert_true(prox_store_import_batch_revised(store, "srv", "b2.zip", T0 + 60, &revoke0, 1, 1,
+                                                  NULL, 0, NULL, &added, &revised, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 0);
+    g_assert_cmpuint(revised, ==, 1);
+    g_assert_false(key_is_visible(store, &keys[0]));
+    g_assert_true(key_is_visible(store, &keys[1]));
+    g_assert_cmpuint(count_windows(store, ids[0]), ==, 0);
+    g_assert_cmpuint(count_windows(store, ids[1]), ==, 2);
+    g_assert_cmpuint(count_windows(store, ids[2]), ==, 2);
+
+    /* Revoked as a plain key of a later list (and in the separate-calls API). */
+    ProxDiagnosisKey revoke1 = make_revision(&keys[1], PROX_REPORT_REVOKED, 0, FALSE, 0);
+    gint64 b3 = 0;
+    g_assert_true(prox_store_add_batch(store, "srv", "b3.zip", T0 + 120, &b3, &error));
+    g_assert_true(prox_store_add_diagnosis_keys(store, b3, &revoke1, 1, &added, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 0);
+    /* Applied when the call returns, like any revision. */
+    g_assert_false(key_is_visible(store, &keys[1]));
+    g_assert_cmpuint(count_windows(store, ids[1]), ==, 0);
+    g_assert_true(prox_store_finish_batch(store, b3, &error));
+    g_assert_cmpuint(count_windows(store, ids[2]), ==, 2);
+
+    /* Revocation is final: a later copy, or a later revision, does not bring it back. */
+    ProxDiagnosisKey back = make_revision(&keys[0], PROX_REPORT_CONFIRMED_TEST, 5, TRUE, 1);
+    g_assert_true(prox_store_import_batch_revised(store, "srv", "b4.zip", T0 + 180,
+                                                  (ProxDiagnosisKey[]){back, back}, 2, 1, NULL, 0,
+                                                  NULL, &added, &revised, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 0);
+    g_assert_cmpuint(revised, ==, 0);
+    g_assert_false(key_is_visible(store, &keys[0]));
+
+    /* Revoked keys stay stored (as tombstones) until retention. */
+    g_assert_cmpuint(stored_key_count(store), ==, 3);
+    Collected c;
+    visible_keys(store, 0, &c);
+    g_assert_cmpuint(c.keys->len, ==, 1);
+    collected_clear(&c);
+    g_assert_true(prox_store_enforce_retention(store, T0 + 20 * DAY, &error));
+    g_assert_cmpuint(stored_key_count(store), ==, 0);
+    g_assert_true(prox_store_integrity_check(store, &error));
+    prox_store_close(store);
+}
+
+static void test_keys_revise_older_ignored(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    uint32_t rs = prox_interval_number(T0) - 144;
+    ProxDiagnosisKey a =
+        make_revision((ProxDiagnosisKey[]){make_key(21, rs)}, PROX_REPORT_SELF_REPORT, 2, FALSE, 0);
+    g_assert_true(prox_store_import_batch(store, "srv", "b1.zip", T0, &a, 1, NULL, NULL, &error));
+    /* An import started before the next list but finished after it: its batch is older. */
+    gint64 old_batch = 0;
+    g_assert_true(prox_store_add_batch(store, "srv", "slow.zip", T0, &old_batch, &error));
+    ProxDiagnosisKey a_new = make_revision(&a, PROX_REPORT_CONFIRMED_TEST, 6, TRUE, 2);
+    ProxDiagnosisKey k = make_key(22, rs);
+    k.report_type = PROX_REPORT_CONFIRMED_TEST;
+    gint64 newer = 0;
+    guint64 revised = 0;
+    g_assert_true(prox_store_import_batch_revised(store, "srv", "b3.zip", T0 + 60,
+                                                  (ProxDiagnosisKey[]){k, a_new}, 2, 1, NULL, 0,
+                                                  &newer, NULL, &revised, NULL, &error));
+    g_assert_cmpuint(revised, ==, 1);
+    g_assert_cmpint(newer, >, old_batch);
+
+    /* The older list's revisions lose: of a key revised since, of a key stored since (even
+     * revoking it), and its plain revocation too. */
+    ProxDiagnosisKey a_old = make_revision(&a, PROX_REPORT_RECURSIVE, 1, FALSE, 0);
+    ProxDiagnosisKey k_revoked = make_revision(&k, PROX_REPORT_REVOKED, 0, FALSE, 0);
+    ProxDiagnosisKey old_revisions[] = {a_old, k_revoked};
+    g_assert_true(
+        prox_store_revise_diagnosis_keys(store, old_batch, old_revisions, 2, &revised, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(revised, ==, 0);
+    g_assert_true(prox_store_add_diagnosis_keys(store, old_batch, &k_revoked, 1, NULL, &error));
+    g_assert_true(prox_store_finish_batch(store, old_batch, &error));
+    g_assert_no_error(error);
+
+    Collected c;
+    visible_keys(store, 0, &c);
+    g_assert_cmpuint(c.keys->len, ==, 2);
+    assert_key_equal(&g_array_index(c.keys, ProxDiagnosisKey, find_visible(&c, &a)), &a_new);
+    assert_key_equal(&g_array_index(c.keys, ProxDiagnosisKey, find_visible(&c, &k)), &k);
+    collected_clear(&c);
+
+    /* A newer one wins again. */
+    ProxDiagnosisKey a_last = make_revision(&a, PROX_REPORT_CONFIRMED_TEST, 8, TRUE, 0);
+    g_assert_true(prox_store_import_batch_revised(store, "srv", "b4.zip", T0 + 120, &a_last, 1, 1,
+                                                  NULL, 0, NULL, NULL, &revised, NULL, &error));
+    g_assert_cmpuint(revised, ==, 1);
+    visible_keys(store, 0, &c);
+    assert_key_equal(&g_array_index(c.keys, ProxDiagnosisKey, find_visible(&c, &a)), &a_last);
+    collected_clear(&c);
+    prox_store_close(store);
+}
+
+static void test_keys_revoke_unknown(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    uint32_t rs = prox_interval_number(T0) - 144;
+    ProxDiagnosisKey known = make_key(31, rs);
+    known.report_type = PROX_REPORT_CONFIRMED_TEST;
+    ProxDiagnosisKey u1 =
+        make_revision((ProxDiagnosisKey[]){make_key(32, rs)}, PROX_REPORT_REVOKED, 0, FALSE, 0);
+    ProxDiagnosisKey u2 =
+        make_revision((ProxDiagnosisKey[]){make_key(33, rs)}, PROX_REPORT_REVOKED, 0, FALSE, 0);
+    /* Plain u1 and revised u2: neither revokes anything, neither is stored. */
+    guint64 added = 0, revised = 0;
+    g_assert_true(prox_store_import_batch_revised(store, "srv", "b1.zip", T0,
+                                                  (ProxDiagnosisKey[]){known, u1, u2}, 3, 1, NULL,
+                                                  0, NULL, &added, &revised, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(added, ==, 1);
+    g_assert_cmpuint(revised, ==, 0);
+    g_assert_cmpuint(stored_key_count(store), ==, 1);
+    sqlite3 *db = raw_open(f->path);
+    g_assert_cmpint(raw_int(db, "SELECT count(*) FROM diagnosis_keys WHERE report_type = 5"), ==,
+                    0);
+    sqlite3_close(db);
+
+    /* Nothing was kept of them: a later list can publish u1 as a key. */
+    ProxDiagnosisKey u1_key = make_revision(&u1, PROX_REPORT_CONFIRMED_TEST, 4, FALSE, 0);
+    g_assert_true(
+        prox_store_import_batch(store, "srv", "b2.zip", T0 + 60, &u1_key, 1, NULL, &added, &error));
+    g_assert_cmpuint(added, ==, 1);
+    g_assert_true(key_is_visible(store, &u1));
+
+    /* A file listing a key and its revocation: the revocation wins, whatever the order. */
+    ProxDiagnosisKey v = make_key(34, rs);
+    v.report_type = PROX_REPORT_CONFIRMED_TEST;
+    ProxDiagnosisKey v_revoked = make_revision(&v, PROX_REPORT_REVOKED, 0, FALSE, 0);
+    g_assert_true(prox_store_import_batch(store, "srv", "b3.zip", T0 + 120,
+                                          (ProxDiagnosisKey[]){v_revoked, v}, 2, NULL, &added,
+                                          &error));
+    g_assert_false(key_is_visible(store, &v));
+    ProxDiagnosisKey w = make_key(35, rs);
+    w.report_type = PROX_REPORT_CONFIRMED_TEST;
+    ProxDiagnosisKey w_revoked = make_revision(&w, PROX_REPORT_REVOKED, 0, FALSE, 0);
+    g_assert_true(prox_store_import_batch_revised(store, "srv", "b4.zip", T0 + 180,
+                                                  (ProxDiagnosisKey[]){w, w_revoked}, 2, 1, NULL, 0,
+                                                  NULL, &added, NULL, NULL, &error));
+    g_assert_cmpuint(added, ==, 1);
+    g_assert_false(key_is_visible(store, &w));
+    prox_store_close(store);
+}
+
+/* One call is one transaction: a revision that fails half way leaves nothing of itself. */
+static void test_keys_revise_atomic(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    uint32_t rs = prox_interval_number(T0) - 144;
+    ProxDiagnosisKey keys[2] = {make_key(41, rs), make_key(42, rs)};
+    keys[0].report_type = keys[1].report_type = PROX_REPORT_CONFIRMED_TEST;
+    /* Sorted by key data, keys[0] is revised first. */
+    g_assert_cmpint(memcmp(keys[0].tek.key, keys[1].tek.key, PROX_KEY_LEN), <, 0);
+    g_assert_true(prox_store_import_batch(store, "srv", "b1.zip", T0, keys, 2, NULL, NULL, &error));
+    gint64 id0 = visible_key_id(store, &keys[0]);
+    save_two_windows(store, id0);
+
+    /* The second update fails inside sqlite, after the first key was revoked. */
+    sqlite3 *db = raw_open(f->path);
+    raw_exec(db, "CREATE TRIGGER fail_revision BEFORE UPDATE ON diagnosis_keys"
+                 " WHEN NEW.transmission_risk_level = 99 BEGIN SELECT RAISE(ABORT, 'boom'); END");
+    sqlite3_close(db);
+    ProxDiagnosisKey file[] = {make_revision(&keys[0], PROX_REPORT_REVOKED, 0, FALSE, 0),
+                               make_revision(&keys[1], PROX_REPORT_CONFIRMED_TEST, 99, FALSE, 0)};
+    gint64 b2 = 0;
+    guint64 revised = 77;
+    g_assert_true(prox_store_add_batch(store, "srv", "b2.zip", T0 + 60, &b2, &error));
+    g_assert_false(prox_store_revise_diagnosis_keys(store, b2, file, 2, &revised, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_STORE);
+    g_clear_error(&error);
+    g_assert_cmpuint(revised, ==, 77);
+    g_assert_false(prox_store_import_batch_revised(store, "srv", "b3.zip", T0 + 60, file, 2, 2,
+                                                   NULL, 0, NULL, NULL, NULL, NULL, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_STORE);
+    g_clear_error(&error);
+    g_assert_true(key_is_visible(store, &keys[0]));
+    g_assert_cmpuint(count_windows(store, id0), ==, 2);
+    gboolean has = TRUE;
+    g_assert_true(prox_store_has_batch(store, "srv", "b3.zip", &has, &error));
+    g_assert_false(has);
+    prox_store_close(store);
+}
+
+static void test_migrate_from_v3(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    g_assert_true(prox_store_migrate_to(f->path, 3, &error));
+    g_assert_no_error(error);
+    sqlite3 *db = raw_open(f->path);
+    g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 3);
+    g_assert_cmpint(raw_int(db, "SELECT count(*) FROM pragma_table_info('diagnosis_keys')"
+                                " WHERE name = 'revised_batch_id'"),
+                    ==, 0);
+    /* Data as v3 wrote it: two keys (one stored revoked, from a list that carried it as a
+     * plain key), a window each, a venue warning, a check-in. */
+    raw_exec(db, "INSERT INTO settings VALUES ('tx_power', '-8');"
+                 "INSERT INTO key_batches (source, name, imported_at, finished)"
+                 " VALUES ('https://keys.example', 'batch-1.zip', 1700006400, 1);"
+                 "INSERT INTO diagnosis_keys (batch_id, key_data, rolling_start, rolling_period,"
+                 " transmission_risk_level, report_type, days_since_onset) VALUES"
+                 " (1, x'ffeeddccbbaa99887766554433221100', 2833200, 144, 6, 1, 3),"
+                 " (1, x'00112233445566778899aabbccddeeff', 2833200, 144, 0, 5, NULL);"
+                 "INSERT INTO exposure_windows (key_id, day, start_time, end_time, report_type,"
+                 " infectiousness, calibration_confidence, transmission_risk_level,"
+                 " weighted_minutes, risk, scans) VALUES"
+                 " (1, 1700006400, 1700010000, 1700011800, 1, 2, 1, 6, 15.5, 3.25, x''),"
+                 " (2, 1700006400, 1700010000, 1700011800, 5, 2, 1, 0, 15.5, 0.0, x'');"
+                 "INSERT INTO venue_warnings (batch_id, kind, subject, rolling_start,"
+                 " rolling_period, start_time, end_time, transmission_risk_level)"
+                 " VALUES (1, 2, zeroblob(32), 0, 0, 1700006400, 1700008200, 3);"
+                 "INSERT INTO checkins (location_id, arrived, departed, planned_departure)"
+                 " VALUES (zeroblob(32), 1700006400, 1700007000, 1700010000);");
+    sqlite3_close(db);
+
+    ProxStore *store = open_store(f->path, 0);
+    g_autofree char *value = NULL;
+    g_assert_true(prox_store_get_setting(store, "tx_power", &value, &error));
+    g_assert_cmpstr(value, ==, "-8");
+    g_assert_cmpuint(stored_key_count(store), ==, 2);
+    Collected c;
+    visible_keys(store, 0, &c);
+    g_assert_cmpuint(c.keys->len, ==, 1);
+    ProxDiagnosisKey *k = &g_array_index(c.keys, ProxDiagnosisKey, 0);
+    g_assert_cmpuint(k->tek.key[0], ==, 0xff);
+    g_assert_cmpint(k->transmission_risk_level, ==, 6);
+    g_assert_cmpint(k->report_type, ==, PROX_REPORT_CONFIRMED_TEST);
+    g_assert_true(k->has_days_since_onset);
+    g_assert_cmpint(k->days_since_onset, ==, 3);
+    ProxDiagnosisKey key = *k;
+    collected_clear(&c);
+    /* The live key's window is kept as it was; the revoked key's is gone. */
+    g_autoptr(GArray) windows = NULL;
+    g_assert_true(prox_store_load_exposure_windows(store, G_MININT64, &windows, &error));
+    g_assert_cmpuint(windows->len, ==, 1);
+    ProxExposureWindow *w = &g_array_index(windows, ProxExposureWindow, 0);
+    g_assert_cmpint(w->key_id, ==, 1);
+    g_assert_cmpfloat(w->weighted_minutes, ==, 15.5);
+    g_assert_cmpfloat(w->risk, ==, 3.25);
+    g_autoptr(GArray) warnings = load_warnings(store, 0, NULL);
+    g_assert_cmpuint(warnings->len, ==, 1);
+    g_autoptr(GArray) checkins = NULL;
+    g_assert_true(prox_store_load_checkins(store, 0, &checkins, &error));
+    g_assert_cmpuint(checkins->len, ==, 1);
+    g_assert_cmpint(g_array_index(checkins, ProxCheckIn, 0).departed, ==, 1700007000);
+
+    /* What v4 added works on the migrated store: revise, then revoke the migrated key. */
+    ProxDiagnosisKey rev = make_revision(&key, PROX_REPORT_CONFIRMED_TEST, 7, FALSE, 0);
+    guint64 revised = 0;
+    g_assert_true(prox_store_import_batch_revised(store, "https://keys.example", "batch-2.zip", T0,
+                                                  &rev, 1, 1, NULL, 0, NULL, NULL, &revised, NULL,
+                                                  &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(revised, ==, 1);
+    visible_keys(store, 0, &c);
+    assert_key_equal(&g_array_index(c.keys, ProxDiagnosisKey, 0), &rev);
+    collected_clear(&c);
+    ProxDiagnosisKey gone = make_revision(&key, PROX_REPORT_REVOKED, 0, FALSE, 0);
+    g_assert_true(prox_store_import_batch_revised(store, "https://keys.example", "batch-3.zip", T0,
+                                                  &gone, 1, 1, NULL, 0, NULL, NULL, &revised, NULL,
+                                                  &error));
+    g_assert_cmpuint(revised, ==, 1);
+    g_assert_false(key_is_visible(store, &key));
+    g_assert_cmpuint(count_windows(store, 1), ==, 0);
+    g_assert_true(prox_store_integrity_check(store, &error));
+    prox_store_close(store);
+
+    db = raw_open(f->path);
+    g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 4);
+    g_assert_cmpint(raw_int(db, "SELECT revised_batch_id FROM diagnosis_keys WHERE id = 1"), ==, 3);
+    g_assert_cmpint(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), ==, 0);
+    sqlite3_close(db);
+    g_assert_false(prox_store_migrate_to(f->path, 3, &error));
+    g_assert_error(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+}
+
+/* ---- import speed (only with -m perf) ---- */
+
+/* Imports PROX_STORE_PERF_KEYS (default 1 000 000) random keys as one batch into a new
+ * store opened with the daemon's defaults (synchronous FULL, 16 MiB cache), then as many
+ * again into the same store (the unique index is then twice the size), and reports both
+ * times: tests/test-store -m perf -p /store/perf/import (in a build directory). */
+static void test_perf_import(Fixture *f, gconstpointer data)
+{
+    if (!g_test_perf()) {
+        g_test_skip("a timing: run with -m perf");
+        return;
+    }
+    const char *env = g_getenv("PROX_STORE_PERF_KEYS");
+    guint n = env != NULL ? (guint)g_ascii_strtoull(env, NULL, 10) : 1000000;
+    g_assert_cmpuint(n, >, 0);
+    g_autofree ProxDiagnosisKey *keys = g_new0(ProxDiagnosisKey, n);
+    GRand *rand = g_rand_new_with_seed(1234);
+    uint32_t rs = prox_interval_number(T0) - 144 * 14;
+    for (guint i = 0; i < n; i++) {
+        for (guint j = 0; j < PROX_KEY_LEN; j += 4) {
+            guint32 r = g_rand_int(rand);
+            memcpy(keys[i].tek.key + j, &r, 4);
+        }
+        keys[i].tek.rolling_start = rs + 144 * (i % 14);
+        keys[i].tek.rolling_period = 144;
+        keys[i].report_type = PROX_REPORT_CONFIRMED_TEST;
+        keys[i].transmission_risk_level = 4;
+    }
+    GError *error = NULL;
+    ProxStore *store = prox_store_open(f->path, NULL, &error);
+    g_assert_no_error(error);
+    for (guint round = 0; round < 2; round++) {
+        if (round == 1) {
+            for (guint i = 0; i < n; i++)
+                keys[i].tek.key[0] ^= 0x5a; /* new keys, same distribution */
+        }
+        char name[16];
+        g_snprintf(name, sizeof name, "perf-%u.zip", round);
+        guint64 added = 0;
+        gint64 t = g_get_monotonic_time();
+        g_assert_true(
+            prox_store_import_batch(store, "perf", name, T0, keys, n, NULL, &added, &error));
+        double seconds = (g_get_monotonic_time() - t) / 1e6;
+        g_assert_no_error(error);
+        g_assert_cmpuint(added, ==, n);
+        g_test_minimized_result(seconds, "import %u keys into a store of %u: %.2f s", n, round * n,
+                                seconds);
+        g_printerr("import %u keys into a store of %u: %.2f s\n", n, round * n, seconds);
+    }
+    prox_store_close(store);
+    g_rand_free(rand);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1723,6 +2270,13 @@ int main(int argc, char **argv)
     ADD("venues/checkins", test_checkins);
     ADD("venues/exposures", test_venue_exposures);
     ADD("venues/trip-log", test_trip_log);
+    ADD("keys/revise-metadata", test_keys_revise_metadata);
+    ADD("keys/revoke", test_keys_revoke);
+    ADD("keys/revise-older-ignored", test_keys_revise_older_ignored);
+    ADD("keys/revoke-unknown", test_keys_revoke_unknown);
+    ADD("keys/revise-atomic", test_keys_revise_atomic);
+    ADD("open/migrate-from-v3", test_migrate_from_v3);
+    ADD("perf/import", test_perf_import);
 #undef ADD
     return g_test_run();
 }

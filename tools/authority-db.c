@@ -111,6 +111,16 @@ static const char *const migrations[] = {
     "CREATE INDEX checkins_run ON checkins (run_id);"
     "ALTER TABLE publish_runs ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE export_files ADD COLUMN warning_count INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3: opt-in anonymous venue counts (POST /v1/venue-count): per location hash and
+     * hour, how many devices said they checked in. Nothing else, in particular nothing about
+     * who sent them or when they arrived. */
+    "CREATE TABLE venue_counts ("
+    "  location_hash BLOB NOT NULL CHECK (length(location_hash) = 32),"
+    "  hour INTEGER NOT NULL CHECK (hour % 3600 = 0),"
+    "  count INTEGER NOT NULL CHECK (count > 0),"
+    "  PRIMARY KEY (location_hash, hour)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX venue_counts_hour ON venue_counts (hour);",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == AUTHORITY_DB_SCHEMA_VERSION);
 

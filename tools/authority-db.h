@@ -5,9 +5,10 @@
  * use), keys (uploaded and imported keys, with the publish run that published them),
  * publish_runs and export_files (what publish has written); since schema 2 also venues
  * (registered QR venues), venue_warnings (imported bus/venue warnings) and checkins (venue
- * check-ins reported with keys), see authority-venue.h. Keys are never linked to the
- * code they came with: the authority knows who got which code, and must not learn whose keys
- * are whose.
+ * check-ins reported with keys), see authority-venue.h; since schema 3 venue_counts (the
+ * opt-in anonymous per-venue hourly check-in counts: location hash, hour, count). Keys are never
+ * linked to the code they came with: the authority knows who got which code, and must not learn
+ * whose keys are whose.
  *
  * The file is created mode 0600 and refused when others may access it; WAL journal,
  * synchronous=FULL (an acknowledged upload survives a power cut), foreign keys on, a busy
@@ -28,7 +29,7 @@
 
 G_BEGIN_DECLS
 
-#define AUTHORITY_DB_SCHEMA_VERSION 2
+#define AUTHORITY_DB_SCHEMA_VERSION 3
 
 typedef struct _AuthorityDb AuthorityDb;
 

@@ -117,10 +117,13 @@ gboolean authority_ingest_import(AuthorityDb *db, const AuthorityUpload *upload,
 
 /* ---- Writer thread ---- */
 
+/* An upload (upload != NULL) or a venue count (count_done != NULL). */
 typedef struct {
     AuthorityUpload *upload;
     gint64 now;
     AuthorityIngestDone done;
+    AuthorityVenueCount count;
+    AuthorityIngestCountDone count_done;
     gpointer user_data;
     guint inserted;
     guint checkins;
@@ -139,7 +142,10 @@ static Job stop_sentinel;
 static gboolean job_deliver(gpointer data)
 {
     Job *job = data;
-    job->done(job->inserted, job->checkins, job->error, job->user_data);
+    if (job->count_done != NULL)
+        job->count_done(job->error, job->user_data);
+    else
+        job->done(job->inserted, job->checkins, job->error, job->user_data);
     g_clear_error(&job->error);
     authority_upload_free(job->upload);
     g_free(job);
@@ -159,6 +165,17 @@ static void batch_fail(GPtrArray *batch, const GError *cause)
     }
 }
 
+static gboolean store_count(AuthorityDb *db, const AuthorityVenueCount *count, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    if (authority_venue_count_add(db, count, &local))
+        return TRUE;
+    g_warning("storing a venue count failed: %s", local->message);
+    g_set_error_literal(error, AUTHORITY_REJECT, AUTHORITY_REJECT_UNAVAILABLE,
+                        "the server cannot store counts right now; try again later");
+    return FALSE;
+}
+
 static void batch_store(AuthorityDb *db, GPtrArray *batch)
 {
     g_autoptr(GError) error = NULL;
@@ -170,8 +187,14 @@ static void batch_store(AuthorityDb *db, GPtrArray *batch)
         Job *job = batch->pdata[i];
         if (!authority_db_exec(db, "SAVEPOINT upload", &error))
             break;
-        if (authority_ingest_upload_full(db, job->upload, job->now, &job->inserted, &job->checkins,
-                                         &job->error)) {
+        gboolean stored;
+        if (job->count_done != NULL) {
+            stored = store_count(db, &job->count, &job->error);
+        } else {
+            stored = authority_ingest_upload_full(db, job->upload, job->now, &job->inserted,
+                                                  &job->checkins, &job->error);
+        }
+        if (stored) {
             if (!authority_db_exec(db, "RELEASE upload", &error))
                 break;
         } else {
@@ -231,6 +254,16 @@ void authority_ingest_submit(AuthorityIngest *ingest, AuthorityUpload *upload, g
     job->upload = upload;
     job->now = now;
     job->done = done;
+    job->user_data = user_data;
+    g_async_queue_push(ingest->queue, job);
+}
+
+void authority_ingest_submit_count(AuthorityIngest *ingest, const AuthorityVenueCount *count,
+                                   AuthorityIngestCountDone done, gpointer user_data)
+{
+    Job *job = g_new0(Job, 1);
+    job->count = *count;
+    job->count_done = done;
     job->user_data = user_data;
     g_async_queue_push(ingest->queue, job);
 }

@@ -6,11 +6,13 @@
  * thread that stores everything queued in one transaction with one savepoint per upload
  * ("group commit"): a rejected upload rolls back to its savepoint, and one fsync acknowledges
  * many uploads, which is what lets synchronous=FULL keep up with hundreds of uploads a second.
+ * Opt-in venue counts go through the same writer (one savepoint each).
  */
 #pragma once
 
 #include "authority-db.h"
 #include "authority-upload.h"
+#include "authority-venue.h"
 
 G_BEGIN_DECLS
 
@@ -46,6 +48,14 @@ AuthorityIngest *authority_ingest_new(const char *db_path, GMainContext *context
 /* Queues a checked upload (taking it) received at `now`. */
 void authority_ingest_submit(AuthorityIngest *ingest, AuthorityUpload *upload, gint64 now,
                              AuthorityIngestDone done, gpointer user_data);
+
+/* Called like AuthorityIngestDone, once per submitted venue count. */
+typedef void (*AuthorityIngestCountDone)(const GError *error, gpointer user_data);
+
+/* Queues a checked venue count (POST /v1/venue-count): the writer adds it to the stored count
+ * of its (location hash, hour) in the same group commit as uploads. */
+void authority_ingest_submit_count(AuthorityIngest *ingest, const AuthorityVenueCount *count,
+                                   AuthorityIngestCountDone done, gpointer user_data);
 
 /* Stores everything queued, stops the thread and closes its connection. The done callbacks of
  * the last uploads are dispatched by the main context afterwards. */

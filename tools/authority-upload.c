@@ -52,7 +52,13 @@ static const RejectInfo reject_info[] = {
     [AUTHORITY_REJECT_CHECKIN_TOO_OLD] = {"checkin_too_old", 400},
     [AUTHORITY_REJECT_DUPLICATE_CHECKIN] = {"duplicate_checkin", 400},
     [AUTHORITY_REJECT_UNAVAILABLE] = {"unavailable", 503},
+    [AUTHORITY_REJECT_UNKNOWN_MEMBER] = {"unknown_member", 400},
+    [AUTHORITY_REJECT_BAD_LOCATION_HASH] = {"bad_location_hash", 400},
+    [AUTHORITY_REJECT_BAD_HOUR] = {"bad_hour", 400},
+    [AUTHORITY_REJECT_HOUR_IN_FUTURE] = {"hour_in_future", 400},
+    [AUTHORITY_REJECT_HOUR_TOO_OLD] = {"hour_too_old", 400},
 };
+G_STATIC_ASSERT(G_N_ELEMENTS(reject_info) == AUTHORITY_REJECT_HOUR_TOO_OLD + 1);
 
 const char *authority_reject_name(AuthorityRejectReason reason)
 {

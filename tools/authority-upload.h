@@ -72,6 +72,12 @@ typedef enum {
     AUTHORITY_REJECT_CHECKIN_TOO_OLD,
     AUTHORITY_REJECT_DUPLICATE_CHECKIN,
     AUTHORITY_REJECT_UNAVAILABLE, /* our fault (storage): the client may retry */
+    /* POST /v1/venue-count (authority_venue_count_parse()) */
+    AUTHORITY_REJECT_UNKNOWN_MEMBER,
+    AUTHORITY_REJECT_BAD_LOCATION_HASH,
+    AUTHORITY_REJECT_BAD_HOUR,
+    AUTHORITY_REJECT_HOUR_IN_FUTURE,
+    AUTHORITY_REJECT_HOUR_TOO_OLD,
 } AuthorityRejectReason;
 
 /* "code_used", ...: the "code" member of the JSON error answer. */

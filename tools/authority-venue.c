@@ -376,6 +376,123 @@ int32_t authority_checkin_risk(ProxReportType report_type)
     return CLAMP(risk, 1, PROX_EXPORT_MAX_TRANSMISSION_RISK);
 }
 
+/* ---- opt-in anonymous venue counts ---- */
+
+static gboolean count_reject(GError **error, AuthorityRejectReason reason, const char *message)
+{
+    g_set_error_literal(error, AUTHORITY_REJECT, reason, message);
+    return FALSE;
+}
+
+gboolean authority_venue_count_parse(const char *body, size_t len, gint64 now,
+                                     AuthorityVenueCount *out, GError **error)
+{
+    memset(out, 0, sizeof *out);
+    if (len > AUTHORITY_VENUE_COUNT_MAX_BODY) {
+        g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BODY_TOO_LARGE,
+                    "body of %zu bytes is larger than %zu", len, AUTHORITY_VENUE_COUNT_MAX_BODY);
+        return FALSE;
+    }
+    g_autoptr(JsonParser) parser = json_parser_new_immutable();
+    if (len == 0 || memchr(body, '\0', len) != NULL ||
+        !json_parser_load_from_data(parser, body, (gssize)len, NULL))
+        return count_reject(error, AUTHORITY_REJECT_MALFORMED_JSON, "body is not valid JSON");
+    JsonNode *root = json_parser_get_root(parser);
+    if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root))
+        return count_reject(error, AUTHORITY_REJECT_MALFORMED_JSON, "body is not a JSON object");
+    JsonObject *object = json_node_get_object(root);
+    g_autoptr(GList) members = json_object_get_members(object);
+    for (GList *m = members; m != NULL; m = m->next) {
+        if (strcmp(m->data, "locationHash") != 0 && strcmp(m->data, "hour") != 0)
+            return count_reject(error, AUTHORITY_REJECT_UNKNOWN_MEMBER,
+                                "only \"locationHash\" and \"hour\" are accepted");
+    }
+
+    JsonNode *node = json_object_get_member(object, "locationHash");
+    const char *hex = node != NULL && JSON_NODE_HOLDS_VALUE(node) &&
+                              json_node_get_value_type(node) == G_TYPE_STRING
+                          ? json_node_get_string(node)
+                          : NULL;
+    if (hex == NULL || strlen(hex) != 2 * PROX_LOCATION_HASH_LEN ||
+        !prox_hex_decode(hex, out->location_hash, PROX_LOCATION_HASH_LEN))
+        return count_reject(error, AUTHORITY_REJECT_BAD_LOCATION_HASH,
+                            "locationHash is missing or not 64 hex digits");
+
+    node = json_object_get_member(object, "hour");
+    if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) ||
+        json_node_get_value_type(node) != G_TYPE_INT64)
+        return count_reject(error, AUTHORITY_REJECT_BAD_HOUR,
+                            "hour is missing or not an integer (unix seconds)");
+    gint64 hour = json_node_get_int(node);
+    if (hour % AUTHORITY_HOUR_SECONDS != 0)
+        return count_reject(error, AUTHORITY_REJECT_BAD_HOUR,
+                            "hour is not a multiple of 3600 (the start of an hour)");
+    /* The current hour counts (a check-in just now); a later one not. */
+    gint64 current =
+        now - (now % AUTHORITY_HOUR_SECONDS + AUTHORITY_HOUR_SECONDS) % AUTHORITY_HOUR_SECONDS;
+    if (hour > current)
+        return count_reject(error, AUTHORITY_REJECT_HOUR_IN_FUTURE, "hour is in the future");
+    if (hour < current - (gint64)AUTHORITY_VENUE_COUNT_MAX_AGE_DAYS * DAY_SECONDS)
+        return count_reject(error, AUTHORITY_REJECT_HOUR_TOO_OLD, "hour is more than 14 days ago");
+    out->hour = hour;
+    out->count = 1;
+    return TRUE;
+}
+
+gboolean authority_venue_count_add(AuthorityDb *db, const AuthorityVenueCount *count,
+                                   GError **error)
+{
+    sqlite3_stmt *stmt = authority_db_statement(
+        db,
+        "INSERT INTO venue_counts (location_hash, hour, count) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (location_hash, hour) DO UPDATE SET count = count + excluded.count",
+        error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_blob(stmt, 1, count->location_hash, PROX_LOCATION_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, count->hour);
+    sqlite3_bind_int64(stmt, 3, count->count);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return authority_db_fail(db, "storing a venue count", error);
+    return TRUE;
+}
+
+GArray *authority_venue_counts_list(AuthorityDb *db, gint64 since, GError **error)
+{
+    sqlite3_stmt *stmt = authority_db_statement(db,
+                                                "SELECT location_hash, hour, count FROM "
+                                                "venue_counts WHERE hour >= ?1 "
+                                                "ORDER BY hour, location_hash",
+                                                error);
+    if (stmt == NULL)
+        return NULL;
+    sqlite3_bind_int64(stmt, 1, since);
+    g_autoptr(GArray) list = g_array_new(FALSE, TRUE, sizeof(AuthorityVenueCount));
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        AuthorityVenueCount c = {0};
+        if (sqlite3_column_bytes(stmt, 0) != PROX_LOCATION_HASH_LEN) {
+            sqlite3_reset(stmt);
+            g_set_error_literal(error, PROX_ERROR, PROX_ERROR_STORE,
+                                "a venue count has a location hash of the wrong length");
+            return NULL;
+        }
+        memcpy(c.location_hash, sqlite3_column_blob(stmt, 0), PROX_LOCATION_HASH_LEN);
+        c.hour = sqlite3_column_int64(stmt, 1);
+        c.count = sqlite3_column_int64(stmt, 2);
+        g_array_append_val(list, c);
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE) {
+        authority_db_fail(db, "listing venue counts", error);
+        return NULL;
+    }
+    return g_steal_pointer(&list);
+}
+
 /* ---- publishing ---- */
 
 void authority_pending_warnings_clear(AuthorityPendingWarnings *pending)

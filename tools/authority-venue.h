@@ -71,6 +71,37 @@ gboolean authority_checkins_insert(AuthorityDb *db, const AuthorityCheckin *chec
  * 1; unknown counts as confirmed test). */
 int32_t authority_checkin_risk(ProxReportType report_type);
 
+/* ---- opt-in anonymous venue counts (POST /v1/venue-count) ---- */
+
+/* A device with [Venues] ShareCounts=true sends, for each check-in,
+ *   {"locationHash": "<64 hex digits, either case>", "hour": UNIX}
+ * hour a multiple of 3600, not after the current hour, at most
+ * AUTHORITY_VENUE_COUNT_MAX_AGE_DAYS days before it. Exactly these two members. The key
+ * server adds one to the count of (location hash, hour) and stores nothing else. */
+#define AUTHORITY_VENUE_COUNT_MAX_BODY ((size_t)256)
+#define AUTHORITY_VENUE_COUNT_MAX_AGE_DAYS 14
+#define AUTHORITY_HOUR_SECONDS 3600
+
+typedef struct {
+    uint8_t location_hash[PROX_LOCATION_HASH_LEN];
+    gint64 hour; /* unix seconds, a multiple of 3600 */
+    gint64 count;
+} AuthorityVenueCount;
+
+/* Parses and checks a count body at `now`: out->count is 1. Errors are AUTHORITY_REJECT
+ * (body_too_large, malformed_json, unknown_member, bad_location_hash, bad_hour,
+ * hour_in_future, hour_too_old). */
+gboolean authority_venue_count_parse(const char *body, size_t len, gint64 now,
+                                     AuthorityVenueCount *out, GError **error);
+
+/* Inside the caller's transaction: adds count->count to (location hash, hour). */
+gboolean authority_venue_count_add(AuthorityDb *db, const AuthorityVenueCount *count,
+                                   GError **error);
+
+/* Stored counts of hours >= since, by hour then location hash (GArray of
+ * AuthorityVenueCount). */
+GArray *authority_venue_counts_list(AuthorityDb *db, gint64 since, GError **error);
+
 /* ---- publishing ---- */
 
 typedef struct {

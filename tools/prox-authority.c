@@ -15,6 +15,7 @@
 #include "prox-venue.h"
 
 #include <errno.h>
+#include <json-glib/json-glib.h>
 #include <glib/gstdio.h>
 #include <locale.h>
 #include <sodium.h>
@@ -43,6 +44,7 @@ static const char overview[] =
     "  prox-authority venue register --db DB --key SECKEY --name NAME [--address ADDR]\n"
     "                 --type TYPE --stay MINUTES --out DIR\n"
     "  prox-authority venue list --db DB\n"
+    "  prox-authority venue counts --db DB [--since YYYY-MM-DD] [--json]\n"
     "  prox-authority warning import --db DB WARNINGS.json\n"
     "  prox-authority status --db DB\n"
     "\n"
@@ -65,7 +67,7 @@ static const char overview[] =
     "               a minimum count, add unpublished bus and venue warnings, delete old\n"
     "               files, update index.txt atomically\n"
     "  venue        register a QR check-in venue (signed payload, poster.svg/.png, url.txt),\n"
-    "               list registered venues\n"
+    "               list registered venues, show their opt-in hourly check-in counts\n"
     "  warning      import bus (same-vehicle) or venue warnings, e.g. from\n"
     "               'prox-tool beacon trace', for the next publish\n"
     "  status       counts of codes, keys, venues, warnings and published files\n"
@@ -651,6 +653,208 @@ static int cmd_venue_list(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* One registered venue's counts, by hour (AuthorityVenueCount, oldest first). */
+typedef struct {
+    const AuthorityVenueRecord *venue;
+    GArray *hours;
+    gint64 total;
+} VenueCounts;
+
+static void venue_counts_clear(gpointer data)
+{
+    g_clear_pointer(&((VenueCounts *)data)->hours, g_array_unref);
+}
+
+/* "2020-05-20T17:00:00Z" */
+static char *format_hour(gint64 t)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("-");
+}
+
+static void print_venue_counts_text(const GArray *per_venue, gint64 unregistered)
+{
+    for (guint i = 0; i < per_venue->len; i++) {
+        const VenueCounts *vc = &g_array_index(per_venue, VenueCounts, i);
+        const char *type = prox_venue_type_to_string(vc->venue->type);
+        printf("venue %" G_GINT64_FORMAT " %s \"%s\": %" G_GINT64_FORMAT "\n", vc->venue->id,
+               type != NULL ? type : "other", vc->venue->name, vc->total);
+        for (guint j = 0; j < vc->hours->len;) {
+            /* One day: its total, then its hours. */
+            gint64 day = g_array_index(vc->hours, AuthorityVenueCount, j).hour / DAY_SECONDS;
+            guint end = j;
+            gint64 day_total = 0;
+            while (end < vc->hours->len &&
+                   g_array_index(vc->hours, AuthorityVenueCount, end).hour / DAY_SECONDS == day)
+                day_total += g_array_index(vc->hours, AuthorityVenueCount, end++).count;
+            g_autofree char *day_text = format_day(day * DAY_SECONDS);
+            printf("  %s: %" G_GINT64_FORMAT "\n", day_text, day_total);
+            for (; j < end; j++) {
+                const AuthorityVenueCount *c = &g_array_index(vc->hours, AuthorityVenueCount, j);
+                printf("    %02d:00 %" G_GINT64_FORMAT "\n", (int)(c->hour % DAY_SECONDS / 3600),
+                       c->count);
+            }
+        }
+    }
+    printf("unregistered: %" G_GINT64_FORMAT "\n", unregistered);
+}
+
+static void print_venue_counts_json(const GArray *per_venue, gint64 unregistered, const char *since)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "since");
+    if (since != NULL)
+        json_builder_add_string_value(b, since);
+    else
+        json_builder_add_null_value(b);
+    json_builder_set_member_name(b, "venues");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < per_venue->len; i++) {
+        const VenueCounts *vc = &g_array_index(per_venue, VenueCounts, i);
+        const char *type = prox_venue_type_to_string(vc->venue->type);
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "id");
+        json_builder_add_int_value(b, vc->venue->id);
+        json_builder_set_member_name(b, "name");
+        json_builder_add_string_value(b, vc->venue->name);
+        json_builder_set_member_name(b, "type");
+        json_builder_add_string_value(b, type != NULL ? type : "other");
+        json_builder_set_member_name(b, "total");
+        json_builder_add_int_value(b, vc->total);
+        json_builder_set_member_name(b, "days");
+        json_builder_begin_array(b);
+        for (guint j = 0; j < vc->hours->len;) {
+            gint64 day = g_array_index(vc->hours, AuthorityVenueCount, j).hour / DAY_SECONDS;
+            g_autofree char *day_text = format_day(day * DAY_SECONDS);
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "day");
+            json_builder_add_string_value(b, day_text);
+            json_builder_set_member_name(b, "hours");
+            json_builder_begin_array(b);
+            gint64 day_total = 0;
+            for (; j < vc->hours->len &&
+                   g_array_index(vc->hours, AuthorityVenueCount, j).hour / DAY_SECONDS == day;
+                 j++) {
+                const AuthorityVenueCount *c = &g_array_index(vc->hours, AuthorityVenueCount, j);
+                g_autofree char *start = format_hour(c->hour);
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "hour");
+                json_builder_add_int_value(b, c->hour);
+                json_builder_set_member_name(b, "start");
+                json_builder_add_string_value(b, start);
+                json_builder_set_member_name(b, "count");
+                json_builder_add_int_value(b, c->count);
+                json_builder_end_object(b);
+                day_total += c->count;
+            }
+            json_builder_end_array(b);
+            json_builder_set_member_name(b, "total");
+            json_builder_add_int_value(b, day_total);
+            json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "unregistered");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "total");
+    json_builder_add_int_value(b, unregistered);
+    json_builder_end_object(b);
+    json_builder_end_object(b);
+    g_autoptr(JsonNode) root = json_builder_get_root(b);
+    g_autofree char *text = json_to_string(root, TRUE);
+    printf("%s\n", text);
+}
+
+static int cmd_venue_counts(int argc, char **argv)
+{
+    const char *command = "venue counts";
+    g_autofree char *db_path = NULL;
+    g_autofree char *since = NULL;
+    gboolean json = FALSE;
+    const GOptionEntry entries[] = {
+        {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
+        {"since", 0, 0, G_OPTION_ARG_STRING, &since,
+         "Only hours from this day on (UTC; default: all stored)", "YYYY-MM-DD"},
+        {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) context = command_context(
+        NULL, "Show the opt-in anonymous check-in counts of the registered venues.",
+        "Devices whose owners enabled [Venues] ShareCounts send, for each check-in, the\n"
+        "venue's location hash and the hour of arrival to prox-keyserver (POST\n"
+        "/v1/venue-count), which stores only a count per location hash and hour. This\n"
+        "matches the hashes with the registered venues (the hash of each venue's location\n"
+        "id, docs/venues.md §1). Times are UTC.\n"
+        "\n"
+        "Text: for every registered venue, oldest first,\n"
+        "  venue ID TYPE \"NAME\": TOTAL\n"
+        "then for each day with counts \"  YYYY-MM-DD: TOTAL\" and its hours \"    HH:00 COUNT\";\n"
+        "last \"unregistered: TOTAL\", the counts of hashes that match no registered venue\n"
+        "(mistyped or forged, or venues of another authority).\n"
+        "JSON: {\"since\": DAY or null, \"venues\": [{\"id\", \"name\", \"type\", \"total\",\n"
+        "\"days\": [{\"day\", \"total\", \"hours\": [{\"hour\": UNIX, \"start\": ISO 8601,\n"
+        "\"count\"}]}]}], \"unregistered\": {\"total\": N}}.\n"
+        "\n"
+        "Exit status: 0 shown; 1 the database cannot be read; 2 bad arguments.");
+    g_option_context_add_main_entries(context, entries, NULL);
+    if (!parse(context, command, &argc, &argv))
+        return EXIT_USAGE;
+    if (argc != 1)
+        return usage_error(command, "unexpected argument '%s'", argv[1]);
+    if (db_path == NULL)
+        return usage_error(command, "--db is required");
+    g_autoptr(GError) error = NULL;
+    gint64 since_day = 0;
+    if (since != NULL && !authority_parse_day(since, &since_day, &error))
+        return usage_error(command, "--since: %s", error->message);
+    g_autoptr(AuthorityDb) db = authority_db_open(db_path, &error);
+    if (db == NULL)
+        return failed(command, error);
+    g_autoptr(GArray) venues = authority_venue_list(db, &error);
+    if (venues == NULL)
+        return failed(command, error);
+    g_autoptr(GArray) counts = authority_venue_counts_list(
+        db, since != NULL ? since_day * DAY_SECONDS : G_MININT64, &error);
+    if (counts == NULL)
+        return failed(command, error);
+
+    g_autoptr(GArray) per_venue = g_array_sized_new(FALSE, TRUE, sizeof(VenueCounts), venues->len);
+    g_array_set_clear_func(per_venue, venue_counts_clear);
+    /* location hash -> index in per_venue */
+    g_autoptr(GHashTable) by_hash =
+        g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, NULL);
+    for (guint i = 0; i < venues->len; i++) {
+        const AuthorityVenueRecord *v = &g_array_index(venues, AuthorityVenueRecord, i);
+        VenueCounts vc = {.venue = v,
+                          .hours = g_array_new(FALSE, TRUE, sizeof(AuthorityVenueCount))};
+        g_array_append_val(per_venue, vc);
+        uint8_t hash[PROX_LOCATION_HASH_LEN];
+        prox_venue_location_hash(v->location_id, hash);
+        g_hash_table_insert(by_hash, g_bytes_new(hash, sizeof hash), GUINT_TO_POINTER(i + 1));
+    }
+    gint64 unregistered = 0;
+    for (guint i = 0; i < counts->len; i++) {
+        const AuthorityVenueCount *c = &g_array_index(counts, AuthorityVenueCount, i);
+        g_autoptr(GBytes) key = g_bytes_new_static(c->location_hash, PROX_LOCATION_HASH_LEN);
+        guint index = GPOINTER_TO_UINT(g_hash_table_lookup(by_hash, key));
+        if (index == 0) {
+            unregistered += c->count;
+            continue;
+        }
+        VenueCounts *vc = &g_array_index(per_venue, VenueCounts, index - 1);
+        g_array_append_val(vc->hours, *c);
+        vc->total += c->count;
+    }
+    if (json)
+        print_venue_counts_json(per_venue, unregistered, since);
+    else
+        print_venue_counts_text(per_venue, unregistered);
+    return EXIT_OK;
+}
+
 /* "prox-authority GROUP SUBCOMMAND ...": dispatches to the subcommand. */
 typedef struct {
     const char *name;
@@ -696,12 +900,15 @@ static int cmd_venue(int argc, char **argv)
         "                 sign a venue, record it, write DIR/poster.svg, DIR/poster.png and\n"
         "                 DIR/url.txt\n"
         "  list --db DB   the registered venues\n"
+        "  counts --db DB [--since YYYY-MM-DD] [--json]\n"
+        "                 opt-in anonymous check-in counts per registered venue, day and hour\n"
         "\n"
         "Run 'prox-authority venue SUBCOMMAND --help' for the options of a subcommand.\n"
         "Exit status: 0 success, 1 the operation failed, 2 bad arguments.\n";
     static const Subcommand subs[] = {
         {"register", cmd_venue_register},
         {"list", cmd_venue_list},
+        {"counts", cmd_venue_counts},
     };
     return dispatch("venue", help, subs, G_N_ELEMENTS(subs), argc, argv);
 }
@@ -846,6 +1053,7 @@ static int cmd_status(int argc, char **argv)
         {"warnings_published", "SELECT count(*) FROM venue_warnings WHERE run_id IS NOT NULL"},
         {"checkins_unpublished", "SELECT count(*) FROM checkins WHERE run_id IS NULL"},
         {"checkins_published", "SELECT count(*) FROM checkins WHERE run_id IS NOT NULL"},
+        {"venue_counts", "SELECT coalesce(sum(count), 0) FROM venue_counts"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(counts); i++) {
         sqlite3_stmt *stmt = authority_db_statement(db, counts[i].sql, &error);

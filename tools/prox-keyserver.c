@@ -2,10 +2,11 @@
  *
  * POST /v1/publish takes a one-time code and a device's keys (and optionally the venue
  * check-ins the person chose to report, docs/venues.md §6), checks everything, and stores
- * them and consumes the code in one transaction (authority-ingest.c). GET /healthz says
- * it is alive. Optionally publishes signed key lists on a schedule, with the same code as
- * `prox-authority publish`. Meant to run behind a TLS-terminating reverse proxy
- * (docs/keyserver.md). Logs never contain keys, codes or client addresses.
+ * them and consumes the code in one transaction (authority-ingest.c). POST /v1/venue-count
+ * takes an opt-in, anonymous check-in count (location hash, hour) and adds one to it, storing
+ * nothing about the sender. GET /healthz says it is alive. Optionally publishes signed key lists on
+ * a schedule, with the same code as `prox-authority publish`. Meant to run behind a TLS-terminating
+ * reverse proxy (docs/keyserver.md). Logs never contain keys, codes or client addresses.
  */
 #define G_LOG_DOMAIN "prox-keyserver"
 
@@ -16,6 +17,7 @@
 #include "authority-publish.h"
 #include "authority-ratelimit.h"
 #include "authority-upload.h"
+#include "authority-venue.h"
 #include "prox-export.h"
 
 #include <glib-unix.h>
@@ -31,6 +33,7 @@
 #define EXIT_USAGE 2
 
 #define UPLOAD_PATH "/v1/publish"
+#define COUNT_PATH "/v1/venue-count"
 #define HEALTH_PATH "/healthz"
 #define BODY_KEY "prox-body"
 /* Bounds the rate limiter's memory; an IPv6 client counts per /64. */
@@ -41,6 +44,7 @@
 
 typedef struct {
     GByteArray *data;
+    size_t max; /* the endpoint's cap */
     gboolean too_large;
 } RequestBody;
 
@@ -49,7 +53,8 @@ typedef struct {
     SoupServer *server;
     AuthorityClock clock;
     AuthorityIngest *ingest;
-    AuthorityRateLimit *limit;
+    AuthorityRateLimit *limit;       /* POST /v1/publish */
+    AuthorityRateLimit *count_limit; /* POST /v1/venue-count: a bucket of its own */
     GInetAddress *trusted_proxy;
     char *port_file;
     guint inflight; /* uploads handed to the writer and not yet answered */
@@ -121,7 +126,7 @@ static char *client_key(Server *srv, SoupServerMessage *msg)
     return g_inet_address_to_string(address);
 }
 
-/* ---- POST /v1/publish ---- */
+/* ---- Request bodies (both POST endpoints) ---- */
 
 static void request_body_free(gpointer data)
 {
@@ -136,22 +141,31 @@ static void on_got_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer data)
     RequestBody *body = data;
     gsize len = 0;
     const guint8 *bytes = g_bytes_get_data(chunk, &len);
-    if (body->too_large || len > AUTHORITY_UPLOAD_MAX_BODY - body->data->len) {
+    if (body->too_large || len > body->max - body->data->len) {
         body->too_large = TRUE;
         return;
     }
     g_byte_array_append(body->data, bytes, (guint)len);
 }
 
-/* After the headers, before the body: everything that can be refused without reading it. */
-static void upload_early(SoupServer *soup, SoupServerMessage *msg, const char *path,
-                         GHashTable *query, gpointer data)
+static void respond_too_large(SoupServerMessage *msg, size_t max)
 {
-    Server *srv = data;
+    /* The client may still send the body: it is read and dropped, then we hang up. */
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection",
+                                 "close");
+    g_autofree char *message = g_strdup_printf("body is larger than %zu bytes", max);
+    respond_reject(msg, AUTHORITY_REJECT_BODY_TOO_LARGE, message);
+}
+
+/* After the headers, before the body: everything that can be refused without reading it,
+ * for a POST to `expected` of at most max bytes of JSON, rate-limited by `limit`. */
+static void post_early(Server *srv, SoupServerMessage *msg, const char *path, const char *expected,
+                       AuthorityRateLimit *limit, size_t max)
+{
     soup_message_body_set_accumulate(soup_server_message_get_request_body(msg), FALSE);
     SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
     SoupMessageHeaders *response = soup_server_message_get_response_headers(msg);
-    if (strcmp(path, UPLOAD_PATH) != 0) {
+    if (strcmp(path, expected) != 0) {
         respond_reject(msg, AUTHORITY_REJECT_NOT_FOUND, "no such resource");
         return;
     }
@@ -167,7 +181,7 @@ static void upload_early(SoupServer *soup, SoupServerMessage *msg, const char *p
     }
     g_autofree char *client = client_key(srv, msg);
     guint retry_after = 0;
-    if (!authority_rate_limit_take(srv->limit, client, g_get_monotonic_time(), &retry_after)) {
+    if (!authority_rate_limit_take(limit, client, g_get_monotonic_time(), &retry_after)) {
         g_autofree char *value = g_strdup_printf("%u", retry_after);
         soup_message_headers_replace(response, "Retry-After", value);
         respond_reject(msg, AUTHORITY_REJECT_RATE_LIMITED, "too many requests; retry later");
@@ -180,19 +194,33 @@ static void upload_early(SoupServer *soup, SoupServerMessage *msg, const char *p
         return;
     }
     if (soup_message_headers_get_encoding(request) == SOUP_ENCODING_CONTENT_LENGTH &&
-        soup_message_headers_get_content_length(request) > (goffset)AUTHORITY_UPLOAD_MAX_BODY) {
-        /* The client may still send the body: it is read and dropped, then we hang up. */
-        soup_message_headers_replace(response, "Connection", "close");
-        respond_reject(msg, AUTHORITY_REJECT_BODY_TOO_LARGE, "body is larger than 65536 bytes");
+        soup_message_headers_get_content_length(request) > (goffset)max) {
+        respond_too_large(msg, max);
         return;
     }
     RequestBody *body = g_new0(RequestBody, 1);
     body->data = g_byte_array_new();
+    body->max = max;
     g_object_set_data_full(G_OBJECT(msg), BODY_KEY, body, request_body_free);
     g_signal_connect(msg, "got-chunk", G_CALLBACK(on_got_chunk), body);
 }
 
-/* Lives until both the writer has stored the upload and libsoup has finished the message
+/* The body collected by post_early(), or NULL after answering. */
+static RequestBody *post_body(SoupServerMessage *msg)
+{
+    RequestBody *body = g_object_get_data(G_OBJECT(msg), BODY_KEY);
+    if (body == NULL) {
+        respond_reject(msg, AUTHORITY_REJECT_UNAVAILABLE, "request body was not collected");
+        return NULL;
+    }
+    if (body->too_large) {
+        respond_too_large(msg, body->max);
+        return NULL;
+    }
+    return body;
+}
+
+/* Lives until both the writer has stored the request and libsoup has finished the message
  * (answered it, or lost the connection), whichever comes last. */
 typedef struct {
     Server *srv;
@@ -211,43 +239,64 @@ static void on_upload_finished(SoupServerMessage *msg, gpointer data)
         g_free(pending);
 }
 
-static void upload_stored(guint inserted, guint checkins, const GError *error, gpointer data)
+/* Pauses msg until pending_answer(). */
+static PendingUpload *pending_new(Server *srv, SoupServerMessage *msg)
 {
-    PendingUpload *pending = data;
+    PendingUpload *pending = g_new0(PendingUpload, 1);
+    pending->srv = srv;
+    pending->msg = g_object_ref(msg);
+    g_signal_connect(msg, "finished", G_CALLBACK(on_upload_finished), pending);
+    srv->inflight++;
+    soup_server_message_pause(msg);
+    return pending;
+}
+
+/* The writer's outcome: the error's answer, or 200 with json (taken). */
+static void pending_answer(PendingUpload *pending, const GError *error, char *json)
+{
     SoupServerMessage *msg = pending->msg;
     pending->stored = TRUE;
     if (pending->finished) {
+        g_free(json);
         g_free(pending);
         g_object_unref(msg);
         return;
     }
     if (error != NULL) {
+        g_free(json);
         respond_error(msg, error);
     } else {
-        g_info("upload stored: %u new keys, %u new check-ins", inserted, checkins);
-        respond_json(msg, SOUP_STATUS_OK,
-                     g_strdup_printf("{\"inserted\":%u,\"checkins\":%u}", inserted, checkins));
+        respond_json(msg, SOUP_STATUS_OK, json);
     }
     /* May finish the message, and free pending, before returning. */
     soup_server_message_unpause(msg);
     g_object_unref(msg);
 }
 
+/* ---- POST /v1/publish ---- */
+
+static void upload_early(SoupServer *soup, SoupServerMessage *msg, const char *path,
+                         GHashTable *query, gpointer data)
+{
+    Server *srv = data;
+    post_early(srv, msg, path, UPLOAD_PATH, srv->limit, AUTHORITY_UPLOAD_MAX_BODY);
+}
+
+static void upload_stored(guint inserted, guint checkins, const GError *error, gpointer data)
+{
+    if (error == NULL)
+        g_info("upload stored: %u new keys, %u new check-ins", inserted, checkins);
+    pending_answer(data, error,
+                   g_strdup_printf("{\"inserted\":%u,\"checkins\":%u}", inserted, checkins));
+}
+
 static void upload_handler(SoupServer *soup, SoupServerMessage *msg, const char *path,
                            GHashTable *query, gpointer data)
 {
     Server *srv = data;
-    RequestBody *body = g_object_get_data(G_OBJECT(msg), BODY_KEY);
-    if (body == NULL) {
-        respond_reject(msg, AUTHORITY_REJECT_UNAVAILABLE, "request body was not collected");
+    RequestBody *body = post_body(msg);
+    if (body == NULL)
         return;
-    }
-    if (body->too_large) {
-        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection",
-                                     "close");
-        respond_reject(msg, AUTHORITY_REJECT_BODY_TOO_LARGE, "body is larger than 65536 bytes");
-        return;
-    }
     g_autoptr(GError) error = NULL;
     gint64 now = authority_clock_now(&srv->clock);
     AuthorityUpload *upload =
@@ -256,13 +305,41 @@ static void upload_handler(SoupServer *soup, SoupServerMessage *msg, const char 
         respond_error(msg, error);
         return;
     }
-    PendingUpload *pending = g_new0(PendingUpload, 1);
-    pending->srv = srv;
-    pending->msg = g_object_ref(msg);
-    g_signal_connect(msg, "finished", G_CALLBACK(on_upload_finished), pending);
-    srv->inflight++;
-    soup_server_message_pause(msg);
-    authority_ingest_submit(srv->ingest, upload, now, upload_stored, pending);
+    authority_ingest_submit(srv->ingest, upload, now, upload_stored, pending_new(srv, msg));
+}
+
+/* ---- POST /v1/venue-count ---- */
+
+static void count_early(SoupServer *soup, SoupServerMessage *msg, const char *path,
+                        GHashTable *query, gpointer data)
+{
+    Server *srv = data;
+    post_early(srv, msg, path, COUNT_PATH, srv->count_limit, AUTHORITY_VENUE_COUNT_MAX_BODY);
+}
+
+static void count_stored(const GError *error, gpointer data)
+{
+    /* Never the location hash or the hour: a log must not say where someone was, when. */
+    if (error == NULL)
+        g_debug("venue count stored");
+    pending_answer(data, error, g_strdup("{\"ok\":true}"));
+}
+
+static void count_handler(SoupServer *soup, SoupServerMessage *msg, const char *path,
+                          GHashTable *query, gpointer data)
+{
+    Server *srv = data;
+    RequestBody *body = post_body(msg);
+    if (body == NULL)
+        return;
+    g_autoptr(GError) error = NULL;
+    AuthorityVenueCount count;
+    if (!authority_venue_count_parse((const char *)body->data->data, body->data->len,
+                                     authority_clock_now(&srv->clock), &count, &error)) {
+        respond_error(msg, error);
+        return;
+    }
+    authority_ingest_submit_count(srv->ingest, &count, count_stored, pending_new(srv, msg));
 }
 
 /* ---- GET /healthz, everything else ---- */
@@ -359,6 +436,7 @@ static gboolean prune_tick(gpointer data)
 {
     Server *srv = data;
     authority_rate_limit_prune(srv->limit, g_get_monotonic_time());
+    authority_rate_limit_prune(srv->count_limit, g_get_monotonic_time());
     return G_SOURCE_CONTINUE;
 }
 
@@ -451,11 +529,22 @@ static const char description[] =
     "    invalid_code (403), code_expired (410), code_used (409), body_too_large (413),\n"
     "    unsupported_content_type (415), rate_limited (429, with Retry-After),\n"
     "    method_not_allowed (405), not_found (404), unavailable (503).\n"
+    "  POST /v1/venue-count   Content-Type: application/json, at most 256 bytes:\n"
+    "      {\"locationHash\": HEX64, \"hour\": UNIX}\n"
+    "    An opt-in, anonymous check-in count ([Venues] ShareCounts on the device): hour is a\n"
+    "    multiple of 3600, not after the current hour, at most 14 days before it; exactly\n"
+    "    these two members. Adds one to the count of (locationHash, hour) and stores nothing\n"
+    "    else (no address, no time of receipt). 200 {\"ok\": true}. Refusals as above, REASON\n"
+    "    one of malformed_json, unknown_member, bad_location_hash, bad_hour, hour_in_future,\n"
+    "    hour_too_old, body_too_large (413), unsupported_content_type (415), rate_limited\n"
+    "    (429), method_not_allowed, not_found, unavailable.\n"
     "  GET /healthz       200 {\"status\": \"ok\"}\n"
     "\n"
     "Each client address (IPv6: its /64) gets --burst requests to /v1/publish at once and\n"
-    "--rate more a second. Behind a reverse proxy, pass its address as --trusted-proxy so\n"
-    "that its X-Real-IP header names the client.\n"
+    "--rate more a second; /v1/venue-count has buckets of its own (--count-burst,\n"
+    "--count-rate; by default the same numbers), so counts never use up a client's uploads.\n"
+    "Behind a reverse proxy, pass its address as --trusted-proxy so that its X-Real-IP\n"
+    "header names the client.\n"
     "\n"
     "With --publish-dir, publishes signed key lists at start and every --publish-interval\n"
     "seconds, exactly like 'prox-authority publish' (which may also run meanwhile).\n"
@@ -482,6 +571,9 @@ int main(int argc, char **argv)
     g_autofree char *now_option = NULL;
     double rate = 1.0;
     gint burst = 10;
+    /* -1: as --rate / --burst */
+    double count_rate = -1;
+    gint count_burst = -1;
     gint publish_interval = 3600;
     gboolean version = FALSE;
     Server srv = {0};
@@ -497,6 +589,10 @@ int main(int argc, char **argv)
          "Uploads a second each client may make over time; 0 disables (default 1)", "R"},
         {"burst", 0, 0, G_OPTION_ARG_INT, &burst, "Uploads a client may make at once (default 10)",
          "N"},
+        {"count-rate", 0, 0, G_OPTION_ARG_DOUBLE, &count_rate,
+         "Venue counts a second each client may send over time; 0 disables (default: --rate)", "R"},
+        {"count-burst", 0, 0, G_OPTION_ARG_INT, &count_burst,
+         "Venue counts a client may send at once (default: --burst)", "N"},
         {"trusted-proxy", 0, 0, G_OPTION_ARG_STRING, &trusted_proxy,
          "Take the client address from X-Real-IP when the peer is ADDR", "ADDR"},
         {"publish-dir", 0, 0, G_OPTION_ARG_FILENAME, &publish_dir,
@@ -536,6 +632,8 @@ int main(int argc, char **argv)
         bad = "--db is required";
     } else if (rate < 0 || burst < 1) {
         bad = "--rate must be >= 0 and --burst >= 1";
+    } else if ((count_rate < 0 && count_rate != -1) || (count_burst < 1 && count_burst != -1)) {
+        bad = "--count-rate must be >= 0 and --count-burst >= 1";
     } else if ((publish_dir == NULL) != (signing_key == NULL)) {
         bad = "--publish-dir and --signing-key go together";
     } else if (publish_interval < 1) {
@@ -561,6 +659,9 @@ int main(int argc, char **argv)
     srv.port_file = port_file;
     srv.loop = g_main_loop_new(NULL, FALSE);
     srv.limit = authority_rate_limit_new(rate, burst, RATE_LIMIT_MAX_CLIENTS);
+    srv.count_limit =
+        authority_rate_limit_new(count_rate >= 0 ? count_rate : rate,
+                                 count_burst >= 1 ? count_burst : burst, RATE_LIMIT_MAX_CLIENTS);
     if (signing_key != NULL &&
         (srv.signer = prox_export_signer_load_file(signing_key, NULL, NULL, &error)) == NULL)
         goto out;
@@ -571,6 +672,8 @@ int main(int argc, char **argv)
     srv.server = soup_server_new("server-header", NULL, NULL);
     soup_server_add_early_handler(srv.server, UPLOAD_PATH, upload_early, &srv, NULL);
     soup_server_add_handler(srv.server, UPLOAD_PATH, upload_handler, &srv, NULL);
+    soup_server_add_early_handler(srv.server, COUNT_PATH, count_early, &srv, NULL);
+    soup_server_add_handler(srv.server, COUNT_PATH, count_handler, &srv, NULL);
     soup_server_add_handler(srv.server, HEALTH_PATH, health_handler, &srv, NULL);
     soup_server_add_handler(srv.server, NULL, default_handler, &srv, NULL);
     if (!soup_server_listen(srv.server, address, 0, &error))
@@ -619,6 +722,7 @@ out:
     g_clear_pointer(&srv.signer, prox_export_signer_free);
     g_clear_object(&srv.trusted_proxy);
     authority_rate_limit_free(srv.limit);
+    authority_rate_limit_free(srv.count_limit);
     authority_publish_options_clear(&srv.publish_options);
     g_main_loop_unref(srv.loop);
     return srv.exit_status;

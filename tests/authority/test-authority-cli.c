@@ -712,7 +712,8 @@ static void test_status(Fixture *f, gconstpointer data)
                     "codes_usable 1\ncodes_used 0\nkeys_unpublished 0\n"
                     "keys_published 3\npublish_runs 1\nfiles 1\n"
                     "last_publish 1590000000\nvenues 0\nwarnings_unpublished 0\n"
-                    "warnings_published 0\ncheckins_unpublished 0\ncheckins_published 0\n");
+                    "warnings_published 0\ncheckins_unpublished 0\ncheckins_published 0\n"
+                    "venue_counts 0\n");
 }
 
 int main(int argc, char **argv)

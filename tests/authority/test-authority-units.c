@@ -495,6 +495,7 @@ static void test_db_migration(void)
     g_assert_cmpint(sqlite3_open(path, &raw), ==, SQLITE_OK);
     g_assert_cmpint(
         sqlite3_exec(raw,
+                     "DROP TABLE venue_counts;"
                      "DROP TABLE venues; DROP TABLE venue_warnings; DROP TABLE checkins;"
                      "ALTER TABLE publish_runs DROP COLUMN warnings;"
                      "ALTER TABLE export_files DROP COLUMN warning_count;"
@@ -511,7 +512,142 @@ static void test_db_migration(void)
     g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM venues"), ==, 0);
     g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM checkins"), ==, 0);
     g_assert_cmpint(test_db_int(path, "SELECT count(warnings) FROM publish_runs"), ==, 0);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM venue_counts"), ==, 0);
     test_tmpdir_free(g_steal_pointer(&dir));
+}
+
+/* A schema 2 database (buses and venues, before venue counts) gains venue_counts and keeps
+ * its venues, check-ins and codes; counts then add up. */
+static void test_db_migration_venue_counts(void)
+{
+    g_autofree char *dir = test_tmpdir_new();
+    g_autofree char *path = g_build_filename(dir, "authority.db", NULL);
+    g_autoptr(GError) error = NULL;
+    AuthorityDb *db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+    g_assert_true(authority_db_code_insert(db, "ABCDEFGHJKLM", 18399, PROX_REPORT_CONFIRMED_TEST,
+                                           TEST_NOW, TEST_NOW + 100, &error));
+    ProxVenue venue = {
+        .name = (char *)"Market", .address = (char *)"", .type = 4, .default_stay_minutes = 60};
+    memset(venue.location_id, 0x5a, sizeof venue.location_id);
+    gint64 id = 0;
+    g_assert_true(authority_venue_insert(db, &venue, TEST_NOW, &id, &error));
+    AuthorityCheckin checkin = {.start = TEST_NOW - 7200, .end = TEST_NOW - 3600};
+    memset(checkin.location_id, 0x5a, sizeof checkin.location_id);
+    guint inserted = 0;
+    g_assert_true(authority_checkins_insert(db, &checkin, 1, PROX_REPORT_CONFIRMED_TEST, TEST_NOW,
+                                            AUTHORITY_KEY_SOURCE_UPLOAD, &inserted, &error));
+    g_assert_no_error(error);
+    authority_db_close(db);
+    /* Back to schema 2. */
+    sqlite3 *raw = NULL;
+    g_assert_cmpint(sqlite3_open(path, &raw), ==, SQLITE_OK);
+    g_assert_cmpint(
+        sqlite3_exec(raw, "DROP TABLE venue_counts; PRAGMA user_version = 2", NULL, NULL, NULL), ==,
+        SQLITE_OK);
+    sqlite3_close(raw);
+    g_assert_cmpint(test_db_int(path, "PRAGMA user_version"), ==, 2);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                      "'venue_counts'"),
+                    ==, 0);
+
+    db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+    g_assert_nonnull(db);
+    g_assert_cmpint(test_db_int(path, "PRAGMA user_version"), ==, 3);
+    g_assert_cmpint(AUTHORITY_DB_SCHEMA_VERSION, ==, 3);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM codes"), ==, 1);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM venues"), ==, 1);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM checkins"), ==, 1);
+    g_assert_cmpint(test_db_int(path, "SELECT count(*) FROM venue_counts"), ==, 0);
+    AuthorityVenueCount count = {.hour = 1589997600, .count = 1};
+    memset(count.location_hash, 0xa5, sizeof count.location_hash);
+    g_assert_true(authority_db_exec(db, "BEGIN", &error));
+    g_assert_true(authority_venue_count_add(db, &count, &error));
+    g_assert_true(authority_venue_count_add(db, &count, &error));
+    g_assert_true(authority_db_exec(db, "COMMIT", &error));
+    g_assert_no_error(error);
+    g_autoptr(GArray) counts = authority_venue_counts_list(db, 0, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(counts->len, ==, 1);
+    g_assert_cmpint(g_array_index(counts, AuthorityVenueCount, 0).count, ==, 2);
+    g_assert_cmpint(g_array_index(counts, AuthorityVenueCount, 0).hour, ==, 1589997600);
+    /* The schema refuses what the parser would: an hour off the hour, a short hash. */
+    g_assert_cmpint(sqlite3_exec(authority_db_sqlite(db),
+                                 "INSERT INTO venue_counts VALUES (zeroblob(32), 1589997601, 1)",
+                                 NULL, NULL, NULL),
+                    !=, SQLITE_OK);
+    g_assert_cmpint(sqlite3_exec(authority_db_sqlite(db),
+                                 "INSERT INTO venue_counts VALUES (zeroblob(31), 1589997600, 1)",
+                                 NULL, NULL, NULL),
+                    !=, SQLITE_OK);
+    authority_db_close(db);
+    /* Opening again migrates nothing more. */
+    db = authority_db_open(path, &error);
+    g_assert_no_error(error);
+    authority_db_close(db);
+    g_assert_cmpint(test_db_int(path, "SELECT sum(count) FROM venue_counts"), ==, 2);
+    test_tmpdir_free(g_steal_pointer(&dir));
+}
+
+/* The count body's rules at their edges, with `now` on and off the hour. */
+static void test_venue_count_rules(void)
+{
+    static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+    const struct {
+        gint64 now;
+        gint64 hour;
+        int reason; /* -1: accepted */
+    } cases[] = {
+        {1589997600, 1589997600, -1}, /* now exactly on the hour: that hour is current */
+        {1589997600, 1590001200, AUTHORITY_REJECT_HOUR_IN_FUTURE},
+        {1590001199, 1589997600, -1},
+        {1590001199, 1590001200, AUTHORITY_REJECT_HOUR_IN_FUTURE},
+        {1590001200, 1590001200, -1},
+        {1589997600, 1589997600 - 14 * 86400, -1},
+        {1590001199, 1589997600 - 14 * 86400, -1},
+        {1589997600, 1589997600 - 14 * 86400 - 3600, AUTHORITY_REJECT_HOUR_TOO_OLD},
+        {1590001200, 1589997600 - 14 * 86400, AUTHORITY_REJECT_HOUR_TOO_OLD},
+        {1589997600, 1589997600 + 1800, AUTHORITY_REJECT_BAD_HOUR},
+        {1589997600, -1800, AUTHORITY_REJECT_BAD_HOUR},
+        {1589997600, G_MININT64, AUTHORITY_REJECT_BAD_HOUR}, /* 2^63 % 3600 = 1808 */
+        {1589997600, -3600 * G_GINT64_CONSTANT(1000000000000), AUTHORITY_REJECT_HOUR_TOO_OLD},
+        {1589997600, 3600 * G_GINT64_CONSTANT(1000000000000), AUTHORITY_REJECT_HOUR_IN_FUTURE},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *body = g_strdup_printf(
+            "{\"hour\":%" G_GINT64_FORMAT ",\"locationHash\":\"%s\"}", cases[i].hour, hex);
+        AuthorityVenueCount count;
+        g_autoptr(GError) error = NULL;
+        gboolean ok = authority_venue_count_parse(body, strlen(body), cases[i].now, &count, &error);
+        g_test_message("case %zu: %s", i, ok ? "accepted" : error->message);
+        if (cases[i].reason < 0) {
+            g_assert_no_error(error);
+            g_assert_true(ok);
+            g_assert_cmpint(count.hour, ==, cases[i].hour);
+            g_assert_cmpint(count.count, ==, 1);
+            g_assert_cmpuint(count.location_hash[0], ==, 0x00);
+            g_assert_cmpuint(count.location_hash[31], ==, 0xff);
+        } else {
+            g_assert_false(ok);
+            g_assert_error(error, AUTHORITY_REJECT, cases[i].reason);
+        }
+    }
+    /* The cap is checked before parsing. */
+    g_autofree char *big = g_strnfill(AUTHORITY_VENUE_COUNT_MAX_BODY + 1, ' ');
+    AuthorityVenueCount count;
+    g_autoptr(GError) error = NULL;
+    g_assert_false(authority_venue_count_parse(big, strlen(big), TEST_NOW, &count, &error));
+    g_assert_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_BODY_TOO_LARGE);
+    /* New reasons have names and statuses. */
+    g_assert_cmpstr(authority_reject_name(AUTHORITY_REJECT_UNKNOWN_MEMBER), ==, "unknown_member");
+    g_assert_cmpstr(authority_reject_name(AUTHORITY_REJECT_BAD_LOCATION_HASH), ==,
+                    "bad_location_hash");
+    g_assert_cmpstr(authority_reject_name(AUTHORITY_REJECT_BAD_HOUR), ==, "bad_hour");
+    g_assert_cmpstr(authority_reject_name(AUTHORITY_REJECT_HOUR_IN_FUTURE), ==, "hour_in_future");
+    g_assert_cmpstr(authority_reject_name(AUTHORITY_REJECT_HOUR_TOO_OLD), ==, "hour_too_old");
+    g_assert_cmpuint(authority_reject_http_status(AUTHORITY_REJECT_HOUR_TOO_OLD), ==, 400);
+    g_assert_cmpuint(authority_reject_http_status(AUTHORITY_REJECT_UNAVAILABLE), ==, 503);
 }
 
 static void test_checkin_risk(void)
@@ -535,6 +671,8 @@ int main(int argc, char **argv)
     g_test_add_func("/authority/units/export-names", test_export_names);
     g_test_add_func("/authority/units/gaen-keys-json-policy", test_gaen_keys_json_policy);
     g_test_add_func("/authority/units/db-migration", test_db_migration);
+    g_test_add_func("/authority/units/db-migration-venue-counts", test_db_migration_venue_counts);
+    g_test_add_func("/authority/units/venue-count-rules", test_venue_count_rules);
     g_test_add_func("/authority/units/checkin-risk", test_checkin_risk);
     return g_test_run();
 }

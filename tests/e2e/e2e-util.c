@@ -1,5 +1,5 @@
-/* e2e-util.c - the authority's programs, children and version-independent D-Bus calls for
- * the e2e suites. */
+/* e2e-util.c - the authority's programs, children, files and D-Bus calls for the e2e and
+ * venues suites. */
 #define G_LOG_DOMAIN "proxd-test"
 
 #include "e2e-util.h"
@@ -80,6 +80,49 @@ char *e2e_run_ok(Harness *h, const char *const *argv)
     return g_steal_pointer(&out);
 }
 
+int e2e_proxctl(HarnessDaemon *d, const char *const *args, char **out, char **err)
+{
+    g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", d->bus_name);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    const char *proxctl = g_getenv("PROXCTL");
+    g_assert_nonnull(proxctl);
+    g_ptr_array_add(argv, (gpointer)proxctl);
+    g_ptr_array_add(argv, (gpointer) "--session");
+    g_ptr_array_add(argv, name_arg);
+    for (guint i = 0; args[i] != NULL; i++)
+        g_ptr_array_add(argv, (gpointer)args[i]);
+    g_ptr_array_add(argv, NULL);
+    return e2e_run(d->harness, (const char *const *)argv->pdata, -1, out, err);
+}
+
+static gboolean file_exists(gpointer p)
+{
+    return g_file_test(p, G_FILE_TEST_EXISTS);
+}
+
+static void on_dir_changed(GFileMonitor *monitor, GFile *file, GFile *other,
+                           GFileMonitorEvent event, gpointer user_data)
+{
+    /* Waking the wait is enough: the condition looks at the file. */
+}
+
+static GFileMonitor *monitor_dir_of(const char *path)
+{
+    g_autofree char *dir_path = g_path_get_dirname(path);
+    g_autoptr(GFile) dir = g_file_new_for_path(dir_path);
+    g_autoptr(GError) error = NULL;
+    GFileMonitor *monitor = g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, &error);
+    g_assert_no_error(error);
+    g_signal_connect(monitor, "changed", G_CALLBACK(on_dir_changed), NULL);
+    return monitor;
+}
+
+gboolean e2e_wait_file(const char *path)
+{
+    g_autoptr(GFileMonitor) monitor = monitor_dir_of(path);
+    return harness_wait(file_exists, (gpointer)path, E2E_TIMEOUT_MS);
+}
+
 /* ---- the authority ---- */
 
 static const char *authority_tool(void)
@@ -111,12 +154,6 @@ static gboolean file_has_port(gpointer p)
     return g_file_get_contents(p, &text, NULL, NULL) && g_strstrip(text)[0] != '\0';
 }
 
-static void on_dir_changed(GFileMonitor *monitor, GFile *file, GFile *other,
-                           GFileMonitorEvent event, gpointer user_data)
-{
-    /* Waking the wait is enough: the condition reads the file. */
-}
-
 void e2e_authority_start_keyserver(E2eAuthority *a, const char *const *extra_args)
 {
     g_autoptr(GError) error = NULL;
@@ -126,11 +163,8 @@ void e2e_authority_start_keyserver(E2eAuthority *a, const char *const *extra_arg
         harness_launcher(a->h, G_SUBPROCESS_FLAGS_STDERR_MERGE);
     g_subprocess_launcher_set_stdout_file_path(launcher, log);
     g_subprocess_launcher_setenv(launcher, "G_MESSAGES_DEBUG", "prox-keyserver", TRUE);
-    g_autoptr(GFile) dir = g_file_new_for_path(a->auth_dir);
-    g_autoptr(GFileMonitor) monitor =
-        g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, &error);
-    g_assert_no_error(error);
-    g_signal_connect(monitor, "changed", G_CALLBACK(on_dir_changed), NULL);
+    /* The port file appears (atomically) once the server listens. */
+    g_autoptr(GFileMonitor) monitor = monitor_dir_of(port_file);
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     const char *keyserver = g_getenv("PROX_KEYSERVER");
     g_assert_nonnull(keyserver);
@@ -228,6 +262,34 @@ GStrv e2e_authority_index(E2eAuthority *a)
     return g_strv_builder_end(b);
 }
 
+GStrv e2e_authority_lists(E2eAuthority *a)
+{
+    g_auto(GStrv) names = e2e_authority_index(a);
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    for (guint i = 0; names[i] != NULL; i++) {
+        if (!g_str_has_suffix(names[i], ".zip"))
+            continue;
+        g_autofree char *path = g_build_filename(a->published, names[i], NULL);
+        g_strv_builder_add(b, path);
+    }
+    return g_strv_builder_end(b);
+}
+
+char *e2e_authority_device_config(E2eAuthority *a, E2eConfigFlags flags)
+{
+    GString *config = g_string_new(NULL);
+    if ((flags & E2E_CONFIG_SYNC) != 0)
+        g_string_append_printf(config,
+                               "[Sync]\nURL=file://%s/index.txt\nPinnedKeys=%s\n"
+                               "IntervalSeconds=86400\n",
+                               a->published, a->pub);
+    if ((flags & E2E_CONFIG_REPORT) != 0) {
+        g_assert_nonnull(a->upload_url);
+        g_string_append_printf(config, "[Report]\nURL=%s\n", a->upload_url);
+    }
+    return g_string_free(config, FALSE);
+}
+
 GStrv e2e_authority_publish(E2eAuthority *a, guint max_keys_per_file)
 {
     g_auto(GStrv) before = e2e_authority_index(a);
@@ -289,29 +351,6 @@ void e2e_authority_import_random_keys(E2eAuthority *a, guint n)
 
 /* ---- D-Bus ---- */
 
-guint e2e_report_arity(HarnessDaemon *d)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
-        d->harness->connection, d->bus_name, "/org/proxd", "org.freedesktop.DBus.Introspectable",
-        "Introspect", NULL, G_VARIANT_TYPE("(s)"), G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS, NULL,
-        &error);
-    g_assert_no_error(error);
-    const char *xml = NULL;
-    g_variant_get(reply, "(&s)", &xml);
-    g_autoptr(GDBusNodeInfo) node = g_dbus_node_info_new_for_xml(xml, &error);
-    g_assert_no_error(error);
-    GDBusInterfaceInfo *iface = g_dbus_node_info_lookup_interface(node, "org.proxd.Manager1");
-    g_assert_nonnull(iface);
-    GDBusMethodInfo *method = g_dbus_interface_info_lookup_method(iface, "Report");
-    g_assert_nonnull(method);
-    guint n = 0;
-    while (method->in_args != NULL && method->in_args[n] != NULL)
-        n++;
-    g_assert_true(n == 2 || n == 3);
-    return n;
-}
-
 typedef struct {
     GVariant *reply;
     GError *error;
@@ -345,14 +384,11 @@ static GVariant *manager_call(HarnessDaemon *d, const char *method, GVariant *pa
     return c.reply;
 }
 
-gboolean e2e_call_report(HarnessDaemon *d, const char *code, GVariant *days, guint *inserted,
-                         GError **error)
+gboolean e2e_call_report(HarnessDaemon *d, const char *code, GVariant *days, GVariant *checkins,
+                         guint *inserted, GError **error)
 {
-    GVariant *params = e2e_report_arity(d) == 3
-                           ? g_variant_new("(s@at@ax)", code, days,
-                                           g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, NULL, 0,
-                                                                     sizeof(gint64)))
-                           : g_variant_new("(s@at)", code, days);
+    GVariant *none = g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, NULL, 0, sizeof(gint64));
+    GVariant *params = g_variant_new("(s@at@ax)", code, days, checkins != NULL ? checkins : none);
     g_autoptr(GVariant) reply = manager_call(d, "Report", params, G_VARIANT_TYPE("(u)"), error);
     if (reply == NULL)
         return FALSE;
@@ -366,4 +402,20 @@ GVariant *e2e_call_sync(HarnessDaemon *d)
     g_autoptr(GVariant) reply = manager_call(d, "Sync", NULL, G_VARIANT_TYPE("(a{sv})"), &error);
     g_assert_no_error(error);
     return g_variant_get_child_value(reply, 0);
+}
+
+GVariant *e2e_sync_complete(HarnessDaemon *d)
+{
+    for (guint attempt = 0; attempt < E2E_SYNC_ATTEMPTS; attempt++) {
+        GVariant *result = e2e_call_sync(d);
+        gboolean complete = FALSE;
+        g_assert_true(g_variant_lookup(result, "complete", "b", &complete));
+        if (complete)
+            return result;
+        const char *message = "";
+        g_variant_lookup(result, "error", "&s", &message);
+        g_test_message("%s: sync attempt %u incomplete: %s", d->name, attempt + 1, message);
+        g_variant_unref(result);
+    }
+    g_assert_not_reached();
 }

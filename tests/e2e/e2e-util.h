@@ -1,7 +1,7 @@
 /* e2e-util.h - shared pieces of the e2e suites: the health authority's programs
  * (prox-authority, prox-keyserver) in a harness world, running tools and proxctl as
- * children, and calls of proxd's D-Bus API that do not depend on the generated code's
- * version of a method's signature.
+ * children, and calls of proxd's D-Bus API made while the main context runs (the daemon's
+ * signals reach the test's proxies meanwhile).
  *
  * Like the harness, nothing here sleeps: waits are on files, child exits and D-Bus replies.
  */
@@ -16,6 +16,7 @@ G_BEGIN_DECLS
 #define E2E_KEY_ID "310"
 #define E2E_KEY_VERSION "v1"
 #define E2E_TIMEOUT_MS 60000
+#define E2E_SYNC_ATTEMPTS 3
 
 typedef struct {
     Harness *h;
@@ -51,6 +52,16 @@ GStrv e2e_authority_publish(E2eAuthority *a, guint max_keys_per_file);
 void e2e_authority_import_random_keys(E2eAuthority *a, guint n);
 /* The lines of the published index.txt (empty when there is none). */
 GStrv e2e_authority_index(E2eAuthority *a);
+/* The published key lists (.zip), as paths, in index order. */
+GStrv e2e_authority_lists(E2eAuthority *a);
+
+typedef enum {
+    E2E_CONFIG_SYNC = 1 << 0,   /* [Sync] from the publish directory, the key pinned */
+    E2E_CONFIG_REPORT = 1 << 1, /* [Report] to the key server (which must be running) */
+} E2eConfigFlags;
+
+/* The proxd configuration of a device that syncs from and/or reports to `a`. */
+char *e2e_authority_device_config(E2eAuthority *a, E2eConfigFlags flags);
 
 /* Runs a program on the test bus and sim clock with `stdin_fd` (-1: none) as its standard
  * input; waits for its exit. Returns the exit status (-1 when it was killed); *out and *err
@@ -58,15 +69,20 @@ GStrv e2e_authority_index(E2eAuthority *a);
 int e2e_run(Harness *h, const char *const *argv, int stdin_fd, char **out, char **err);
 /* The same; asserts exit status 0 and returns stdout. */
 char *e2e_run_ok(Harness *h, const char *const *argv);
+/* `proxctl --session --bus-name=D's ARGS...` (PROXCTL) through e2e_run(). */
+int e2e_proxctl(HarnessDaemon *d, const char *const *args, char **out, char **err);
+/* Waits until `path` exists (a monitor on its directory wakes the wait). */
+gboolean e2e_wait_file(const char *path);
 
-/* Number of input arguments of org.proxd.Manager1.Report as the running daemon declares it
- * (2: code, days; 3: code, days, checkins). */
-guint e2e_report_arity(HarnessDaemon *d);
-/* Report(code, days[, checkins = []]) whichever signature the daemon has; `days` (at) is
+/* Report(code, days, checkins) over D-Bus; `days` (at) and `checkins` (ax, NULL: none) are
  * not consumed. */
-gboolean e2e_call_report(HarnessDaemon *d, const char *code, GVariant *days, guint *inserted,
-                         GError **error);
+gboolean e2e_call_report(HarnessDaemon *d, const char *code, GVariant *days, GVariant *checkins,
+                         guint *inserted, GError **error);
 /* One Sync() call; returns its result a{sv} (asserts the call itself succeeded). */
 GVariant *e2e_call_sync(HarnessDaemon *d);
+/* Sync() until a run is complete (the first call may join a scheduled run that started
+ * before the list was published, and fail); asserts one of E2E_SYNC_ATTEMPTS completes and
+ * returns its result a{sv}. */
+GVariant *e2e_sync_complete(HarnessDaemon *d);
 
 G_END_DECLS

@@ -44,16 +44,10 @@
 /* The sync world runs at real speed: proxd's own retry after a failed run (30 to 60
  * simulated seconds later) then never interferes with the runs the test starts. */
 #define SYNC_SPEED 1.0
-#define SYNC_ATTEMPTS 3
 /* The key server's body cap (docs/keyserver.md). */
 #define BODY_CAP 65536
 
 /* ---- small helpers ---- */
-
-static char *bus_name_arg(HarnessDaemon *d)
-{
-    return g_strdup_printf("--bus-name=%s", d->bus_name);
-}
 
 static void assert_contains(const char *haystack, const char *needle)
 {
@@ -97,13 +91,10 @@ static char *day_string(gint64 t, const char *format)
 /* ---- proxctl report ---- */
 
 /* proxctl report --yes with `code`: exit status, stdout, stderr. */
-static int proxctl_report_yes(Harness *h, HarnessDaemon *d, const char *code, char **out,
-                              char **err)
+static int proxctl_report_yes(HarnessDaemon *d, const char *code, char **out, char **err)
 {
-    g_autofree char *name = bus_name_arg(d);
-    const char *argv[] = {
-        g_getenv("PROXCTL"), "--session", name, "report", "--code", code, "--yes", NULL};
-    return e2e_run(h, argv, -1, out, err);
+    const char *args[] = {"report", "--code", code, "--yes", NULL};
+    return e2e_proxctl(d, args, out, err);
 }
 
 typedef struct {
@@ -166,7 +157,7 @@ static int proxctl_report_interactive(Harness *h, HarnessDaemon *d, const char *
     g_autoptr(GSubprocessLauncher) launcher =
         harness_launcher(h, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
     g_subprocess_launcher_take_stdin_fd(launcher, slave);
-    g_autofree char *name = bus_name_arg(d);
+    g_autofree char *name = g_strdup_printf("--bus-name=%s", d->bus_name);
     const char *argv[] = {g_getenv("PROXCTL"), "--session", name, "report", "--code", code, NULL};
     g_autoptr(GSubprocess) p = g_subprocess_launcher_spawnv(launcher, argv, &error);
     g_assert_no_error(error);
@@ -343,7 +334,7 @@ static void test_report_failures(void)
     g_autofree char *wrong = g_strdup(code);
     wrong[0] = wrong[0] == 'A' ? 'B' : 'A';
     g_autofree char *out = NULL, *err = NULL;
-    g_assert_cmpint(proxctl_report_yes(h, a, wrong, &out, &err), ==, 1);
+    g_assert_cmpint(proxctl_report_yes(a, wrong, &out, &err), ==, 1);
     assert_contains(err, "proxctl: report: ");
     assert_contains(err, "invalid_code");
     assert_counts_equal(server_counts(&auth), before);
@@ -356,7 +347,7 @@ static void test_report_failures(void)
     g_autofree char *expired = e2e_authority_issue_code(&auth, old_onset, two_days_ago, "1h");
     ServerCounts with_expired = server_counts(&auth);
     g_assert_cmpint(with_expired.codes_usable, ==, before.codes_usable);
-    g_assert_cmpint(proxctl_report_yes(h, a, expired, &out, &err), ==, 1);
+    g_assert_cmpint(proxctl_report_yes(a, expired, &out, &err), ==, 1);
     assert_contains(err, "proxctl: report: ");
     assert_contains(err, "code_expired");
     assert_counts_equal(server_counts(&auth), with_expired);
@@ -396,7 +387,7 @@ static void test_report_failures(void)
     g_clear_pointer(&out, g_free);
 
     /* The same code again. */
-    g_assert_cmpint(proxctl_report_yes(h, a, code, &out, &err), ==, 1);
+    g_assert_cmpint(proxctl_report_yes(a, code, &out, &err), ==, 1);
     assert_contains(err, "proxctl: report: ");
     assert_contains(err, "code_used");
     assert_counts_equal(server_counts(&auth), reported);
@@ -462,29 +453,6 @@ typedef struct {
     ProxExportKeyring *keyring;
 } SyncWorld;
 
-static gboolean file_exists(gpointer p)
-{
-    return g_file_test(p, G_FILE_TEST_EXISTS);
-}
-
-static void on_dir_changed(GFileMonitor *monitor, GFile *file, GFile *other,
-                           GFileMonitorEvent event, gpointer user_data)
-{
-    /* Waking the wait is enough: the condition looks at the file. */
-}
-
-/* Waits until `path` exists; a monitor on its directory wakes the wait. */
-static gboolean wait_file(const char *path)
-{
-    g_autofree char *dir_path = g_path_get_dirname(path);
-    g_autoptr(GFile) dir = g_file_new_for_path(dir_path);
-    g_autoptr(GFileMonitor) monitor =
-        g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, NULL);
-    if (monitor != NULL)
-        g_signal_connect(monitor, "changed", G_CALLBACK(on_dir_changed), NULL);
-    return harness_wait(file_exists, (gpointer)path, E2E_TIMEOUT_MS);
-}
-
 /* Starts the web server on the world's port (any free one the first time), optionally
  * stalling half-way through `stall`. */
 static void server_start(SyncWorld *w, const char *stall)
@@ -513,7 +481,7 @@ static void server_start(SyncWorld *w, const char *stall)
     g_assert_nonnull(argv[0]);
     w->server = g_subprocess_launcher_spawnv(launcher, argv, &error);
     g_assert_no_error(error);
-    g_assert_true(wait_file(w->port_file));
+    g_assert_true(e2e_wait_file(w->port_file));
     g_autofree char *text = NULL;
     g_file_get_contents(w->port_file, &text, NULL, &error);
     g_assert_no_error(error);
@@ -761,7 +729,7 @@ static void test_sync_failures(void)
     /* A complete run (it may join the first scheduled one): from here on the schedule is a
      * day away, and every run is the test's. */
     gboolean complete = FALSE;
-    for (guint i = 0; i < SYNC_ATTEMPTS && !complete; i++) {
+    for (guint i = 0; i < E2E_SYNC_ATTEMPTS && !complete; i++) {
         SyncResult r = sync_once(&w);
         complete = r.complete;
         sync_result_clear(&r);
@@ -773,10 +741,9 @@ static void test_sync_failures(void)
         e2e_authority_import_random_keys(&w.auth, 2);
         g_auto(GStrv) names = e2e_authority_publish(&w.auth, 0);
         g_assert_cmpuint(g_strv_length(names), ==, 1);
-        g_autofree char *name = bus_name_arg(w.b);
-        const char *argv[] = {g_getenv("PROXCTL"), "--session", name, "sync", NULL};
+        const char *args[] = {"sync", NULL};
         g_autofree char *out = NULL, *err = NULL;
-        int status = e2e_run(h, argv, -1, &out, &err);
+        int status = e2e_proxctl(w.b, args, &out, &err);
         g_test_message("proxctl sync:\n%s%s", out, err);
         g_assert_cmpint(status, ==, 0);
         const char *lines[] = {
@@ -926,7 +893,7 @@ static void test_sync_failures(void)
         proxd_dbus_manager1_call_sync(w.b->proxy, G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS, NULL,
                                       on_sync_reply, &call);
         /* Half of the second file is on its way: the server goes down. */
-        g_assert_true(wait_file(w.marker));
+        g_assert_true(e2e_wait_file(w.marker));
         server_stop(&w, TRUE);
         g_assert_true(harness_wait(sync_call_done, &call, E2E_TIMEOUT_MS));
         g_assert_no_error(call.error);

@@ -1,6 +1,8 @@
-/* test-signals.c - signals during proxd's shutdown: a second SIGTERM (or a SIGHUP) does not
- * cut it short, the pending sightings are stored and the exit status is 0; a third SIGTERM
- * forces the exit.
+/* test-signals.c - signals during proxd's shutdown, and proxd on LE-only controllers with
+ * legacy advertising.
+ *
+ * Shutdown: a second SIGTERM (or a SIGHUP) does not cut it short, the pending sightings are
+ * stored and the exit status is 0; a third SIGTERM forces the exit.
  *
  * To hold proxd in its shutdown long enough to signal it there, fake-bluez is stopped
  * (SIGSTOP) first: proxd's shutdown then waits for BlueZ's answers to
@@ -189,10 +191,134 @@ static void test_third_sigterm_forces(void)
     world_clear(&w);
 }
 
+/* ---- legacy controllers (tests/scenarios/legacy-le.json) ----
+ *
+ * Such a controller refuses a new random address while it scans: bluetoothd fails
+ * RegisterAdvertisement ("Failed to register advertisement") and an in-place refresh keeps
+ * the old address. proxd holds its own discovery off while it registers, and rotates by
+ * unregistering and registering again. */
+
+typedef struct {
+    HarnessDaemon *d;
+    char *old_rpi;
+    gint64 since; /* monotonic us */
+} RotationWait;
+
+static void on_fake_signal(GDBusConnection *c, const char *sender, const char *path,
+                           const char *iface, const char *signal, GVariant *params, gpointer p)
+{
+    /* Waking the wait is enough: the condition asks the fake. */
+}
+
+/* A new RPI of d's is on the air, and d scans again after it (the hold ended). */
+static gboolean rotated_and_scanning(gpointer p)
+{
+    RotationWait *w = p;
+    g_autoptr(GVariant) ad = harness_fake_advertisement(w->d);
+    gboolean active = FALSE;
+    if (ad == NULL || !g_variant_lookup(ad, "Active", "b", &active) || !active)
+        return FALSE;
+    g_autofree char *rpi = harness_advert_rpi_hex(ad);
+    return rpi != NULL && g_strcmp0(rpi, w->old_rpi) != 0 && w->d->scanning_at > w->since &&
+           proxd_dbus_manager1_get_scanning(w->d->proxy);
+}
+
+static void test_legacy_rotation(void)
+{
+    /* 200x: a rotation every 600-1200 simulated seconds is 3-6 s of real time. Beacons scan
+     * all the time, so every registration needs the scanner held. */
+    static const char beacon[] = "[Scanning]\nCommitSeconds=10\n";
+    g_autoptr(Harness) h = harness_new("legacy-le.json", 200);
+    harness_start_fake(h);
+    guint sub = g_dbus_connection_signal_subscribe(
+        h->connection, "org.proxd.FakeBluez", "org.proxd.FakeBluez1", NULL, NULL, NULL,
+        G_DBUS_SIGNAL_FLAGS_NONE, on_fake_signal, NULL, NULL);
+    g_autoptr(GVariant) devices = harness_fake_device(h, 1);
+    const char *controller = NULL;
+    g_assert_true(g_variant_lookup(devices, "Controller", "&s", &controller));
+    g_assert_cmpstr(controller, ==, "le-legacy");
+
+    HarnessDaemon *alice = harness_start_proxd(h, "alice", 0, "beacon", beacon);
+    HarnessDaemon *bob = harness_start_proxd(h, "bob", 1, "beacon", beacon);
+    g_assert_true(harness_wait(is_advertising, alice, TIMEOUT_MS));
+    g_assert_true(harness_wait(is_advertising, bob, TIMEOUT_MS));
+
+    for (int round = 0; round < 2; round++) {
+        g_autoptr(GVariant) before = harness_fake_advertisement(bob);
+        g_autofree char *address_before = NULL;
+        g_assert_true(g_variant_lookup(before, "Address", "s", &address_before));
+        RotationWait w = {bob, harness_advert_rpi_hex(before), g_get_monotonic_time()};
+        g_assert_true(harness_wait(rotated_and_scanning, &w, TIMEOUT_MS));
+        g_autoptr(GVariant) after = harness_fake_advertisement(bob);
+        const char *address_after = NULL;
+        guint32 kept = 1;
+        g_variant_lookup(after, "Address", "&s", &address_after);
+        g_variant_lookup(after, "KeptAddress", "u", &kept);
+        /* A new registration, from a new address: no refresh ever kept an old one. */
+        g_assert_cmpstr(address_after, !=, address_before);
+        g_assert_cmpuint(kept, ==, 0);
+        g_test_message("legacy rotation %d: %s -> %s, rotated and scanning again %.3f s into "
+                       "the wait",
+                       round, address_before, address_after,
+                       (double)(bob->scanning_at - w.since) / G_USEC_PER_SEC);
+        g_free(w.old_rpi);
+    }
+    /* And alice heard bob's identifiers while both kept scanning. */
+    g_autoptr(GVariant) heard =
+        harness_fake_call(h, "WaitReports", g_variant_new("(uuu)", 0, 1, 3));
+    guint32 visible = 0;
+    g_variant_get(heard, "(u)", &visible);
+    g_assert_cmpuint(visible, >=, 1);
+
+    /* No registration was ever refused for scanning. */
+    g_autofree char *fake_log = g_strdup_printf("%s/fake-bluez-1.log", h->dir);
+    g_autofree char *text = NULL;
+    g_assert_true(g_file_get_contents(fake_log, &text, NULL, NULL));
+    g_assert_null(strstr(text, "refused"));
+    for (guint i = 0; i < h->daemons->len; i++) {
+        HarnessDaemon *d = g_ptr_array_index(h->daemons, i);
+        g_autofree char *log = NULL;
+        g_assert_true(g_file_get_contents(d->log_path, &log, NULL, NULL));
+        g_assert_null(strstr(log, "RegisterAdvertisement on"));
+    }
+    g_dbus_connection_signal_unsubscribe(h->connection, sub);
+}
+
+/* Another program scans on the legacy adapter (a settings panel, say): proxd cannot register
+ * until it stops, says why, and registers once it has. */
+static void test_legacy_other_scanner(void)
+{
+    g_autoptr(Harness) h = harness_new("legacy-le.json", 10);
+    harness_start_fake(h);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) started = g_dbus_connection_call_sync(
+        h->connection, "org.bluez", "/org/bluez/hci0", "org.bluez.Adapter1", "StartDiscovery", NULL,
+        NULL, G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, NULL, &error);
+    g_assert_no_error(error);
+
+    HarnessDaemon *alice = harness_start_proxd(h, "alice", 0, "person", NULL);
+    g_assert_true(harness_wait_file_contains(alice->log_path, "Failed to register advertisement",
+                                             TIMEOUT_MS));
+    g_assert_false(proxd_dbus_manager1_get_advertising(alice->proxy));
+
+    gint64 stopped_at = g_get_monotonic_time();
+    g_autoptr(GVariant) stopped = g_dbus_connection_call_sync(
+        h->connection, "org.bluez", "/org/bluez/hci0", "org.bluez.Adapter1", "StopDiscovery", NULL,
+        NULL, G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_true(harness_wait(is_advertising, alice, TIMEOUT_MS));
+    g_test_message("advertising %.3f s after the other scanner stopped",
+                   (double)(alice->advertising_at - stopped_at) / G_USEC_PER_SEC);
+    /* Its fast retries (every second, for the first 15) bring it back soon. */
+    g_assert_cmpint(alice->advertising_at - stopped_at, <=, 5 * G_USEC_PER_SEC);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/signals/second-sigterm-keeps-shutdown-clean", test_second_sigterm);
     g_test_add_func("/signals/third-sigterm-forces-exit", test_third_sigterm_forces);
+    g_test_add_func("/legacy-controller/rotation-holds-scanning", test_legacy_rotation);
+    g_test_add_func("/legacy-controller/other-scanner", test_legacy_other_scanner);
     return g_test_run();
 }

@@ -18,208 +18,41 @@
 #define G_LOG_DOMAIN "proxd-test"
 
 #include <json-glib/json-glib.h>
-#include <signal.h>
 #include <string.h>
 
+#include "e2e-util.h"
 #include "harness.h"
 
 #define SPEED 80.0
-#define DAY 86400
 /* Day D = 2026-01-15 (UTC); HARNESS_SIM_EPOCH is D 08:00. */
 #define MIDNIGHT_D (HARNESS_SIM_EPOCH - 8 * 3600)
 #define AT(h, m) (MIDNIGHT_D + (h)*3600 + (m)*60)
 #define ONSET "2026-01-15"
-#define KEY_ID "310"
-#define KEY_VERSION "v1"
-#define TIMEOUT_MS 60000
 
-typedef struct {
-    Harness *h;
-    char *dir;
-    char *db;
-    char *sec;
-    char *pub;
-    char *published;
-    char *upload_url;
-    GSubprocess *keyserver;
-} Authority;
-
-typedef struct {
-    int status;
-    char *out;
-    char *err;
-} ToolRun;
-
-static void tool_run_clear(ToolRun *r)
+/* The authority with its key server running, and the configuration of a device that syncs
+ * from it and reports to it. */
+static void authority_setup(E2eAuthority *a, Harness *h, char **config)
 {
-    g_free(r->out);
-    g_free(r->err);
+    e2e_authority_init(a, h);
+    e2e_authority_start_keyserver(a, NULL);
+    *config = e2e_authority_device_config(a, E2E_CONFIG_SYNC | E2E_CONFIG_REPORT);
 }
 
-/* Runs a tool on the test bus and sim clock and collects its exit status and output. */
-static ToolRun run(Harness *h, const char *const *argv)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GSubprocessLauncher) launcher =
-        harness_launcher(h, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-    g_autoptr(GSubprocess) p = g_subprocess_launcher_spawnv(launcher, argv, &error);
-    g_assert_no_error(error);
-    ToolRun r = {0};
-    g_subprocess_communicate_utf8(p, NULL, NULL, &r.out, &r.err, &error);
-    g_assert_no_error(error);
-    r.status = g_subprocess_get_if_exited(p) ? g_subprocess_get_exit_status(p) : -1;
-    return r;
-}
-
-/* run() that must succeed; returns stdout. */
-static char *run_ok(Harness *h, const char *const *argv)
-{
-    ToolRun r = run(h, argv);
-    if (r.status != 0) {
-        g_autofree char *cmd = g_strjoinv(" ", (char **)argv);
-        g_test_message("%s failed (%d):\n%s%s", cmd, r.status, r.out, r.err);
-        g_assert_not_reached();
-    }
-    g_free(r.err);
-    return r.out;
-}
-
-static gboolean file_has_text(gpointer p)
-{
-    g_autofree char *text = NULL;
-    return g_file_get_contents(p, &text, NULL, NULL) && g_strstrip(text)[0] != '\0';
-}
-
-static void on_dir_changed(GFileMonitor *monitor, GFile *file, GFile *other,
-                           GFileMonitorEvent event, gpointer user_data)
-{
-}
-
-static void authority_setup(Authority *a, Harness *h)
-{
-    g_autoptr(GError) error = NULL;
-    a->h = h;
-    a->dir = g_build_filename(h->dir, "authority", NULL);
-    a->published = g_build_filename(h->dir, "published", NULL);
-    a->db = g_build_filename(a->dir, "authority.db", NULL);
-    a->sec = g_build_filename(a->dir, KEY_ID "-" KEY_VERSION ".sec", NULL);
-    a->pub = g_build_filename(a->dir, KEY_ID "-" KEY_VERSION ".pub", NULL);
-    g_assert_cmpint(g_mkdir_with_parents(a->dir, 0700), ==, 0);
-    g_assert_cmpint(g_mkdir_with_parents(a->published, 0755), ==, 0);
-
-    const char *init[] = {g_getenv("PROX_AUTHORITY"),
-                          "init-key",
-                          "--key-id",
-                          KEY_ID,
-                          "--key-version",
-                          KEY_VERSION,
-                          "--dir",
-                          a->dir,
-                          NULL};
-    g_free(run_ok(h, init));
-
-    g_autofree char *port_file = g_build_filename(a->dir, "keyserver.port", NULL);
-    g_autofree char *log = g_build_filename(h->dir, "keyserver.log", NULL);
-    g_autoptr(GSubprocessLauncher) launcher = harness_launcher(h, G_SUBPROCESS_FLAGS_STDERR_MERGE);
-    g_subprocess_launcher_set_stdout_file_path(launcher, log);
-    /* The port file appears (atomically) once the server listens; the monitor wakes the
-     * wait. */
-    g_autoptr(GFile) dir = g_file_new_for_path(a->dir);
-    g_autoptr(GFileMonitor) monitor =
-        g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, &error);
-    g_assert_no_error(error);
-    g_signal_connect(monitor, "changed", G_CALLBACK(on_dir_changed), NULL);
-    const char *server[] = {g_getenv("PROX_KEYSERVER"),
-                            "--db",
-                            a->db,
-                            "--listen",
-                            "127.0.0.1:0",
-                            "--port-file",
-                            port_file,
-                            NULL};
-    a->keyserver = g_subprocess_launcher_spawnv(launcher, server, &error);
-    g_assert_no_error(error);
-    g_assert_true(harness_wait(file_has_text, port_file, TIMEOUT_MS));
-    g_autofree char *port = NULL;
-    g_file_get_contents(port_file, &port, NULL, &error);
-    g_assert_no_error(error);
-    a->upload_url = g_strdup_printf("http://127.0.0.1:%s/v1/publish", g_strstrip(port));
-}
-
-static void authority_clear(Authority *a)
-{
-    if (a->keyserver != NULL) {
-        g_subprocess_send_signal(a->keyserver, SIGTERM);
-        g_subprocess_wait(a->keyserver, NULL, NULL);
-        g_clear_object(&a->keyserver);
-    }
-    g_free(a->dir);
-    g_free(a->db);
-    g_free(a->sec);
-    g_free(a->pub);
-    g_free(a->published);
-    g_free(a->upload_url);
-}
-
-static char *issue_code(Authority *a)
-{
-    const char *argv[] = {
-        g_getenv("PROX_AUTHORITY"), "issue-code", "--db", a->db, "--onset", ONSET, "--test-type",
-        "confirmed-test",           NULL};
-    char *code = run_ok(a->h, argv);
-    return g_strstrip(code);
-}
-
-static void publish(Authority *a)
-{
-    const char *argv[] = {g_getenv("PROX_AUTHORITY"),
-                          "publish",
-                          "--db",
-                          a->db,
-                          "--key",
-                          a->sec,
-                          "--out",
-                          a->published,
-                          "--min-keys",
-                          "0",
-                          "--padding-jitter",
-                          "0",
-                          "--embargo",
-                          "0",
-                          NULL};
-    g_free(run_ok(a->h, argv));
-}
-
-/* The configuration of a device that syncs from `a` and reports to it. */
-static char *device_config(Authority *a)
-{
-    return g_strdup_printf("[Sync]\nURL=file://%s/index.txt\nPinnedKeys=%s\n"
-                           "IntervalSeconds=86400\n[Report]\nURL=%s\n",
-                           a->published, a->pub, a->upload_url);
-}
-
+/* proxctl ARGS on d: the exit status in *status, returns stdout and stderr together. */
 static char *proxctl(HarnessDaemon *d, const char *const *args, int *status)
 {
-    g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", d->bus_name);
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_ptr_array_add(argv, (gpointer)g_getenv("PROXCTL"));
-    g_ptr_array_add(argv, "--session");
-    g_ptr_array_add(argv, name_arg);
-    for (guint i = 0; args[i] != NULL; i++)
-        g_ptr_array_add(argv, (gpointer)args[i]);
-    g_ptr_array_add(argv, NULL);
-    ToolRun r = run(d->harness, (const char *const *)argv->pdata);
-    *status = r.status;
-    g_autofree char *both = g_strconcat(r.out, r.err, NULL);
-    g_test_message("proxctl %s -> %d: %s", args[0], r.status, both);
-    tool_run_clear(&r);
-    return g_steal_pointer(&both);
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    *status = e2e_proxctl(d, args, &out, &err);
+    char *both = g_strconcat(out, err, NULL);
+    g_test_message("proxctl %s -> %d: %s", args[0], *status, both);
+    return both;
 }
 
 /* f0 reports through proxctl (--yes: every key and check-in). */
-static void report(Authority *a, HarnessDaemon *f0)
+static void report(E2eAuthority *a, HarnessDaemon *f0)
 {
-    g_autofree char *code = issue_code(a);
+    g_autofree char *code = e2e_authority_issue_code(a, ONSET, 0, NULL);
     const char *args[] = {"report", "--code", code, "--yes", NULL};
     int status = -1;
     g_autofree char *out = proxctl(f0, args, &status);
@@ -242,48 +75,12 @@ static void on_venue_exposure(ProxdDbusManager1 *proxy, GVariant *exposure, gpoi
     g_variant_lookup(exposure, "minutes", "u", &w->minutes);
 }
 
-typedef struct {
-    GVariant *result;
-    GError *error;
-    gboolean done;
-} Call;
-
-static void on_sync_reply(GObject *source, GAsyncResult *res, gpointer p)
-{
-    Call *c = p;
-    proxd_dbus_manager1_call_sync_finish(PROXD_DBUS_MANAGER1(source), &c->result, res, &c->error);
-    c->done = TRUE;
-}
-
-static gboolean call_done(gpointer p)
-{
-    return ((Call *)p)->done;
-}
-
-/* One complete Sync() (a scheduled run may be joined: retried until complete). */
-static GVariant *sync_now(HarnessDaemon *d)
-{
-    for (guint attempt = 0; attempt < 3; attempt++) {
-        Call c = {0};
-        proxd_dbus_manager1_call_sync(d->proxy, G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, NULL,
-                                      on_sync_reply, &c);
-        g_assert_true(harness_wait(call_done, &c, TIMEOUT_MS));
-        g_assert_no_error(c.error);
-        gboolean complete = FALSE;
-        g_assert_true(g_variant_lookup(c.result, "complete", "b", &complete));
-        if (complete)
-            return c.result;
-        g_variant_unref(c.result);
-    }
-    g_assert_not_reached();
-}
-
 static guint venue_exposures(HarnessDaemon *d, const char *kind)
 {
     g_autoptr(GVariant) list = NULL;
     g_autoptr(GError) error = NULL;
     g_assert_true(proxd_dbus_manager1_call_get_venue_exposures_sync(
-        d->proxy, 0, G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, &list, NULL, &error));
+        d->proxy, 0, G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS, &list, NULL, &error));
     g_assert_no_error(error);
     guint n = 0;
     GVariantIter iter;
@@ -301,9 +98,9 @@ static guint venue_exposures(HarnessDaemon *d, const char *kind)
 static void test_same_vehicle(void)
 {
     g_autoptr(Harness) h = harness_new_at("bus-trips.json", SPEED, AT(23, 0));
-    Authority auth = {0};
-    authority_setup(&auth, h);
-    g_autofree char *config = device_config(&auth);
+    E2eAuthority auth;
+    g_autofree char *config = NULL;
+    authority_setup(&auth, h, &config);
 
     harness_start_fake(h);
     HarnessDaemon *bus = harness_start_proxd(h, "bus", 0, "beacon", NULL);
@@ -330,35 +127,32 @@ static void test_same_vehicle(void)
     g_assert_nonnull(strstr(truth, "\"from\":\"bus\",\"to\":\"next\""));
 
     report(&auth, f0);
-    publish(&auth);
+    g_strfreev(e2e_authority_publish(&auth, 0));
 
     /* The operator traces the published lists against the beacon's log. The beacon keeps
      * running: its store is read alongside (WAL). */
     g_autofree char *bus_db = g_build_filename(bus->state_dir, "proxd.db", NULL);
     g_autofree char *warnings = g_build_filename(h->dir, "warnings.json", NULL);
-    g_autoptr(GDir) dir = g_dir_open(auth.published, 0, NULL);
-    g_autoptr(GPtrArray) trace = g_ptr_array_new_with_free_func(g_free);
-    g_ptr_array_add(trace, g_strdup(g_getenv("PROX_TOOL")));
-    g_ptr_array_add(trace, g_strdup("beacon"));
-    g_ptr_array_add(trace, g_strdup("trace"));
-    g_ptr_array_add(trace, g_strdup("--store"));
-    g_ptr_array_add(trace, g_strdup(bus_db));
-    g_ptr_array_add(trace, g_strdup("--key"));
-    g_ptr_array_add(trace, g_strdup(auth.pub));
-    g_ptr_array_add(trace, g_strdup("--out"));
-    g_ptr_array_add(trace, g_strdup(warnings));
-    const char *entry;
-    guint zips = 0;
-    while ((entry = g_dir_read_name(dir)) != NULL) {
-        if (!g_str_has_suffix(entry, ".zip"))
-            continue;
-        g_ptr_array_add(trace, g_strdup("--keys"));
-        g_ptr_array_add(trace, g_build_filename(auth.published, entry, NULL));
-        zips++;
+    g_auto(GStrv) lists = e2e_authority_lists(&auth);
+    g_assert_cmpuint(g_strv_length(lists), >, 0);
+    g_autoptr(GPtrArray) trace = g_ptr_array_new();
+    const char *trace_args[] = {g_getenv("PROX_TOOL"),
+                                "beacon",
+                                "trace",
+                                "--store",
+                                bus_db,
+                                "--key",
+                                auth.pub,
+                                "--out",
+                                warnings};
+    for (gsize i = 0; i < G_N_ELEMENTS(trace_args); i++)
+        g_ptr_array_add(trace, (gpointer)trace_args[i]);
+    for (guint i = 0; lists[i] != NULL; i++) {
+        g_ptr_array_add(trace, (gpointer) "--keys");
+        g_ptr_array_add(trace, lists[i]);
     }
-    g_assert_cmpuint(zips, >, 0);
     g_ptr_array_add(trace, NULL);
-    g_autofree char *trace_out = run_ok(h, (const char *const *)trace->pdata);
+    g_autofree char *trace_out = e2e_run_ok(h, (const char *const *)trace->pdata);
     g_test_message("trace: %s", trace_out);
 
     /* One window, covering the ride (23:00-23:30, to the beacon's scan resolution). */
@@ -380,11 +174,11 @@ static void test_same_vehicle(void)
 
     const char *import[] = {
         g_getenv("PROX_AUTHORITY"), "warning", "import", "--db", auth.db, warnings, NULL};
-    g_free(run_ok(h, import));
-    publish(&auth);
+    g_free(e2e_run_ok(h, import));
+    g_strfreev(e2e_authority_publish(&auth, 0));
 
-    g_autoptr(GVariant) back_result = sync_now(back);
-    g_autoptr(GVariant) next_result = sync_now(next);
+    g_autoptr(GVariant) back_result = e2e_sync_complete(back);
+    g_autoptr(GVariant) next_result = e2e_sync_complete(next);
     /* VenueExposureDetected is emitted before the Sync() reply. */
     g_assert_cmpuint(back_watch.count, ==, 1);
     g_assert_cmpstr(back_watch.kind, ==, "same-vehicle");
@@ -412,11 +206,11 @@ static void test_same_vehicle(void)
     harness_stop_proxd(f0);
     harness_stop_proxd(back);
     harness_stop_proxd(next);
-    authority_clear(&auth);
+    e2e_authority_clear(&auth);
 }
 
 /* `prox-authority venue register` with the given signing key; returns the URL. */
-static char *register_venue(Harness *h, Authority *a, const char *secret_key, const char *out)
+static char *register_venue(Harness *h, E2eAuthority *a, const char *secret_key, const char *out)
 {
     const char *argv[] = {g_getenv("PROX_AUTHORITY"),
                           "venue",
@@ -436,7 +230,7 @@ static char *register_venue(Harness *h, Authority *a, const char *secret_key, co
                           "--out",
                           out,
                           NULL};
-    g_free(run_ok(h, argv));
+    g_free(e2e_run_ok(h, argv));
     g_autofree char *url_path = g_build_filename(out, "url.txt", NULL);
     char *url = NULL;
     g_assert_true(g_file_get_contents(url_path, &url, NULL, NULL));
@@ -461,25 +255,28 @@ static void visit(HarnessDaemon *d, const char *url, gint64 arrived, gint64 depa
     g_autoptr(GVariant) list = NULL;
     g_autoptr(GError) error = NULL;
     g_assert_true(proxd_dbus_manager1_call_get_check_ins_sync(d->proxy, 1, G_DBUS_CALL_FLAGS_NONE,
-                                                              TIMEOUT_MS, &list, NULL, &error));
+                                                              E2E_TIMEOUT_MS, &list, NULL, &error));
     g_assert_no_error(error);
     g_assert_cmpuint(g_variant_n_children(list), ==, 1);
     g_autoptr(GVariant) entry = g_variant_get_child_value(list, 0);
     gint64 id = 0;
     g_assert_true(g_variant_lookup(entry, "id", "x", &id));
     g_assert_true(proxd_dbus_manager1_call_edit_check_in_sync(
-        d->proxy, id, (guint64)arrived, (guint64)departed, G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, NULL,
-        &error));
+        d->proxy, id, (guint64)arrived, (guint64)departed, G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS,
+        NULL, &error));
     g_assert_no_error(error);
-    g_assert_false(proxd_dbus_manager1_get_checked_in(d->proxy));
+    /* proxctl checkin opened the check-in (CheckedIn went true while the test waited for
+     * it); the edit closed it: the property follows. */
+    g_assert_true(
+        harness_wait_property(d, "CheckedIn", g_variant_new_boolean(FALSE), E2E_TIMEOUT_MS));
 }
 
 static void test_checkin(void)
 {
     g_autoptr(Harness) h = harness_new_at("venue-visits.json", SPEED, AT(23, 15));
-    Authority auth = {0};
-    authority_setup(&auth, h);
-    g_autofree char *config = device_config(&auth);
+    E2eAuthority auth;
+    g_autofree char *config = NULL;
+    authority_setup(&auth, h, &config);
     g_autofree char *poster = g_build_filename(h->dir, "poster", NULL);
     g_autofree char *url = register_venue(h, &auth, auth.sec, poster);
     /* Small enough for a readable QR at 15 cm (docs/venues.md §2). */
@@ -501,18 +298,18 @@ static void test_checkin(void)
     harness_wait_sim_time(h, AT(24, 5));
     g_autoptr(GVariant) preview = NULL;
     g_autoptr(GError) error = NULL;
-    g_assert_true(proxd_dbus_manager1_call_preview_report_sync(f0->proxy, G_DBUS_CALL_FLAGS_NONE,
-                                                               TIMEOUT_MS, &preview, NULL, &error));
+    g_assert_true(proxd_dbus_manager1_call_preview_report_sync(
+        f0->proxy, G_DBUS_CALL_FLAGS_NONE, E2E_TIMEOUT_MS, &preview, NULL, &error));
     g_assert_no_error(error);
     g_autoptr(GVariant) checkins =
         g_variant_lookup_value(preview, "checkins", G_VARIANT_TYPE("aa{sv}"));
     g_assert_nonnull(checkins);
     g_assert_cmpuint(g_variant_n_children(checkins), ==, 1);
     report(&auth, f0);
-    publish(&auth);
+    g_strfreev(e2e_authority_publish(&auth, 0));
 
-    g_autoptr(GVariant) r15 = sync_now(v15);
-    g_autoptr(GVariant) r5 = sync_now(v5);
+    g_autoptr(GVariant) r15 = e2e_sync_complete(v15);
+    g_autoptr(GVariant) r5 = e2e_sync_complete(v5);
     g_assert_cmpuint(w15.count, ==, 1);
     g_assert_cmpstr(w15.kind, ==, "venue");
     g_assert_cmpuint(w15.minutes, ==, 15);
@@ -528,7 +325,7 @@ static void test_checkin(void)
     harness_stop_proxd(f0);
     harness_stop_proxd(v15);
     harness_stop_proxd(v5);
-    authority_clear(&auth);
+    e2e_authority_clear(&auth);
 }
 
 static void assert_checkin_refused(HarnessDaemon *d, const char *url, const char *reason)
@@ -544,7 +341,7 @@ static void assert_checkin_refused(HarnessDaemon *d, const char *url, const char
     g_autoptr(GVariant) list = NULL;
     g_autoptr(GError) error = NULL;
     g_assert_true(proxd_dbus_manager1_call_get_check_ins_sync(d->proxy, 14, G_DBUS_CALL_FLAGS_NONE,
-                                                              TIMEOUT_MS, &list, NULL, &error));
+                                                              E2E_TIMEOUT_MS, &list, NULL, &error));
     g_assert_no_error(error);
     g_assert_cmpuint(g_variant_n_children(list), ==, 0);
     g_assert_false(proxd_dbus_manager1_get_checked_in(d->proxy));
@@ -553,9 +350,9 @@ static void assert_checkin_refused(HarnessDaemon *d, const char *url, const char
 static void test_forged(void)
 {
     g_autoptr(Harness) h = harness_new_at("venue-visits.json", SPEED, AT(12, 0));
-    Authority auth = {0};
-    authority_setup(&auth, h);
-    g_autofree char *config = device_config(&auth);
+    E2eAuthority auth;
+    g_autofree char *config = NULL;
+    authority_setup(&auth, h, &config);
 
     /* A second key nobody pinned: a forger's. */
     g_autofree char *forger_dir = g_build_filename(h->dir, "forger", NULL);
@@ -563,14 +360,15 @@ static void test_forged(void)
     const char *keygen[] = {g_getenv("PROX_AUTHORITY"),
                             "init-key",
                             "--key-id",
-                            KEY_ID,
+                            E2E_KEY_ID,
                             "--key-version",
-                            KEY_VERSION,
+                            E2E_KEY_VERSION,
                             "--dir",
                             forger_dir,
                             NULL};
-    g_free(run_ok(h, keygen));
-    g_autofree char *forger_sec = g_build_filename(forger_dir, KEY_ID "-" KEY_VERSION ".sec", NULL);
+    g_free(e2e_run_ok(h, keygen));
+    g_autofree char *forger_sec =
+        g_build_filename(forger_dir, E2E_KEY_ID "-" E2E_KEY_VERSION ".sec", NULL);
     g_autofree char *poster = g_build_filename(h->dir, "forged-poster", NULL);
     g_autofree char *forged = register_venue(h, &auth, forger_sec, poster);
 
@@ -616,14 +414,15 @@ static void test_forged(void)
         g_assert_true(g_file_set_contents(path, bad_warnings[i], -1, NULL));
         const char *import[] = {
             g_getenv("PROX_AUTHORITY"), "warning", "import", "--db", auth.db, path, NULL};
-        ToolRun r = run(h, import);
-        g_test_message("warning import #%u -> %d: %s%s", i, r.status, r.out, r.err);
-        g_assert_cmpint(r.status, !=, 0);
-        g_assert_cmpuint(strlen(r.err), >, 0);
-        tool_run_clear(&r);
+        g_autofree char *out = NULL;
+        g_autofree char *err = NULL;
+        int status = e2e_run(h, import, -1, &out, &err);
+        g_test_message("warning import #%u -> %d: %s%s", i, status, out, err);
+        g_assert_cmpint(status, !=, 0);
+        g_assert_cmpuint(strlen(err), >, 0);
     }
-    publish(&auth);
-    g_autoptr(GVariant) result = sync_now(d);
+    g_strfreev(e2e_authority_publish(&auth, 0));
+    g_autoptr(GVariant) result = e2e_sync_complete(d);
     g_autoptr(GVariant) added = g_variant_lookup_value(result, "warnings-added", NULL);
     g_assert_nonnull(added);
     g_assert_cmpuint(g_variant_is_of_type(added, G_VARIANT_TYPE_UINT64)
@@ -632,7 +431,7 @@ static void test_forged(void)
                      ==, 0);
 
     harness_stop_proxd(d);
-    authority_clear(&auth);
+    e2e_authority_clear(&auth);
 }
 
 int main(int argc, char **argv)
