@@ -1,6 +1,7 @@
 /* authority-venue.h - the authority's side of buses and venues (docs/venues.md §6): registered
  * QR venues, imported warnings (SAME_VEHICLE from `prox-tool beacon trace`, or VENUE), venue
- * check-ins reported with keys, and what publish signs into the key lists (export field 100).
+ * check-ins reported with keys, the opt-in anonymous venue counts (POST /v1/venue-count), and
+ * what publish signs into the key lists (export field 100).
  *
  * Warnings JSON (the file `prox-authority warning import` reads, `prox-tool beacon trace`
  * writes):

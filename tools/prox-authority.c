@@ -70,7 +70,7 @@ static const char overview[] =
     "               list registered venues, show their opt-in hourly check-in counts\n"
     "  warning      import bus (same-vehicle) or venue warnings, e.g. from\n"
     "               'prox-tool beacon trace', for the next publish\n"
-    "  status       counts of codes, keys, venues, warnings and published files\n"
+    "  status       counts of codes, keys, venues, warnings, venue counts and published files\n"
     "\n"
     "  Run 'prox-authority COMMAND --help' for a command's options.\n"
     "\n"
@@ -1019,9 +1019,9 @@ static int cmd_status(int argc, char **argv)
         {"db", 0, 0, G_OPTION_ARG_FILENAME, &db_path, "The authority database", "DB"},
         {NULL},
     };
-    g_autoptr(GOptionContext) context =
-        command_context(NULL, "Print counts of codes, keys, venues, warnings and published files.",
-                        "One \"name value\" pair a line, for people and scripts.");
+    g_autoptr(GOptionContext) context = command_context(
+        NULL, "Print counts of codes, keys, venues, warnings, venue counts and files.",
+        "One \"name value\" pair a line, for people and scripts.");
     g_option_context_add_main_entries(context, entries, NULL);
     time_options_add(context, &time_options);
     if (!parse(context, command, &argc, &argv))

@@ -4,9 +4,10 @@
  * check-ins the person chose to report, docs/venues.md §6), checks everything, and stores
  * them and consumes the code in one transaction (authority-ingest.c). POST /v1/venue-count
  * takes an opt-in, anonymous check-in count (location hash, hour) and adds one to it, storing
- * nothing about the sender. GET /healthz says it is alive. Optionally publishes signed key lists on
- * a schedule, with the same code as `prox-authority publish`. Meant to run behind a TLS-terminating
- * reverse proxy (docs/keyserver.md). Logs never contain keys, codes or client addresses.
+ * nothing about the sender. GET /healthz says it is alive. Optionally publishes signed key
+ * lists on a schedule, with the same code as `prox-authority publish`. Meant to run behind a
+ * TLS-terminating reverse proxy (docs/keyserver.md). Logs never contain keys, codes, location
+ * hashes or client addresses.
  */
 #define G_LOG_DOMAIN "prox-keyserver"
 
@@ -57,7 +58,7 @@ typedef struct {
     AuthorityRateLimit *count_limit; /* POST /v1/venue-count: a bucket of its own */
     GInetAddress *trusted_proxy;
     char *port_file;
-    guint inflight; /* uploads handed to the writer and not yet answered */
+    guint inflight; /* uploads and counts handed to the writer and not yet answered */
     gboolean draining;
     int exit_status;
 
