@@ -25,7 +25,7 @@
 /* The evening of the ride day: lan eats at a registered restaurant 18:30-19:15; one rider
  * arrives at 19:00 (15 minutes together), one at 19:10 (5 minutes). */
 #define VENUE_NAME "Phở Hạnh"
-#define VENUE_ADDRESS "Hai Bà Trưng, near Tan Dinh Church"
+#define VENUE_ADDRESS "Hai Bà Trưng, Tân Định, Quận 1"
 #define VENUE_STAY "60"
 #define F0_ARRIVES (18 * 3600 + 30 * 60)
 #define F0_LEAVES (19 * 3600 + 15 * 60)
@@ -301,8 +301,8 @@ static gboolean report_positive(SimWorld *world, Device *f0_dev, const char *cod
         !g_variant_lookup(visit, "departed", "t", &departed) ||
         (gint64)arrived != f0_dev->arrived || (gint64)departed != f0_dev->departed) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "%s's PreviewReport() does not offer her check-in of %s", f0->device->name,
-                    "the evening");
+                    "%s's PreviewReport() does not offer exactly her evening's check-in",
+                    f0->device->name);
         return FALSE;
     }
     /* What proxctl report shows before asking for consent: how many keys, which days, and
@@ -316,9 +316,9 @@ static gboolean report_positive(SimWorld *world, Device *f0_dev, const char *cod
         g_print("%s%s", i > 0 ? ", " : "", s);
     }
     g_autofree char *span = format_span((gint64)arrived, (gint64)departed);
-    g_print(") and the check-in she\n  confirms (yesterday %s: a location id and the times), "
-            "nothing else: not whom\n  she met, not where else she went. Today's key stays on "
-            "the phone until the day\n  is over.\n",
+    g_print(")\n  and, as she confirms it, her check-in of yesterday %s (a location id and\n"
+            "  the times); nothing else: not whom she met, not where else she went. Today's\n"
+            "  key stays on the phone until the day is over.\n",
             span);
 
     GVariant *confirmed = g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, &id, 1, sizeof id);
@@ -495,6 +495,14 @@ static gboolean print_results(SimWorld *world, const SimRide *ride, GArray *devi
 
 /* ---- venues and buses ---- */
 
+static void print_indented(const char *text)
+{
+    g_autofree char *copy = g_strstrip(g_strdup(text));
+    g_auto(GStrv) lines = g_strsplit(copy, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++)
+        g_print("         %s\n", lines[i]);
+}
+
 /* Venue or same-vehicle exposures a device stored (GetVenueExposures()): how many of
  * `kind`, and their minutes. */
 static gboolean venue_exposures(SimWorld *world, Device *dev, const char *kind, guint *count,
@@ -552,16 +560,12 @@ static char *register_venue(SimWorld *world, const char *clock, const char *db, 
     if (!g_file_get_contents(url_path, &url, NULL, error))
         return NULL;
     g_strstrip(url);
-    g_print("  The restaurant %s (%s) has a check-in poster from the health\n"
-            "  authority (prox-authority venue register: a signed venue descriptor with a random\n"
-            "  seed; the authority records the venue, nothing about visitors):\n",
+    g_print("  The restaurant %s (%s) has a check-in poster from\n"
+            "  the health authority (prox-authority venue register: a signed venue descriptor\n"
+            "  with a random seed; the authority records the venue, never its visitors):\n",
             VENUE_NAME, VENUE_ADDRESS);
-    g_auto(GStrv) lines = g_strsplit(g_strstrip(out), "\n", -1);
-    for (guint i = 0; lines[i] != NULL; i++)
-        g_print("         %s\n", lines[i]);
-    g_print("         poster: %s/poster.svg (printable, QR 15 cm wide) and poster.png\n"
-            "         QR code: %.40s... (%zu characters, in url.txt)\n",
-            poster_dir, url, strlen(url));
+    print_indented(out);
+    g_print("         the QR code holds %.32s... (%zu characters)\n", url, strlen(url));
     return url;
 }
 
@@ -645,13 +649,14 @@ static gboolean evening_visits(SimWorld *world, GArray *devices, gint64 ride_day
         g_variant_lookup(checkin, "address", "&s", &address);
         g_variant_lookup(checkin, "type", "&s", &type);
         g_variant_lookup(checkin, "stay-minutes", "u", &stay);
-        g_print("  Yesterday evening they scanned it (CheckIn over D-Bus, as proxctl checkin URL\n"
-                "  does). %s's phone checked the authority's signature and showed\n"
-                "  \"%s, %s (%s, checkout after %u min)\"; it stores only a\n"
-                "  location id (a hash of the QR code) and the times. The simulation played only\n"
-                "  the ride, so the visits are entered now and their times set (EditCheckIn, as\n"
-                "  proxctl checkin-edit does):\n",
-                f0->daemon->device->name, name, address, type, stay);
+        g_print("  The evening of the ride, lan and two riders scanned it (CheckIn over D-Bus, as\n"
+                "  proxctl checkin URL does). Her phone checked the authority's signature and\n"
+                "  showed: %s, %s\n"
+                "  (%s, checkout after %u min). It keeps only a location id (a hash of the\n"
+                "  QR code) and the times: not the name, not the address. The simulation played\n"
+                "  only the ride, so the visits are entered now and their times set (EditCheckIn,\n"
+                "  as proxctl checkin-edit does):\n",
+                name, address, type, stay);
     }
     for (guint i = 0; i < G_N_ELEMENTS(visits); i++) {
         g_autofree char *span =
@@ -710,13 +715,14 @@ static gboolean print_venue_results(SimWorld *world, GArray *devices, Device *f0
                 warning, expected, ok ? "" : "  <-- WRONG",
                 consistent ? "" : " (VenueExposureDetected does not match GetVenueExposures)");
     }
+    g_autofree char *f0_span = format_span(f0->arrived, f0->departed);
     g_print("  (the other %u phones have no check-in there: no venue warning, as expected)\n"
-            "\n  The list carries a hash of the poster's location id with lan's 18:30-19:15,\n"
+            "\n  The list carries a hash of the poster's location id with lan's %s,\n"
             "  meaningless to anyone who never scanned the poster. Each phone compared it with\n"
             "  its own check-ins: %d minutes together or more is a venue warning, a tier of its\n"
             "  own (VenueExposureDetected; \"You visited a place at the same time as someone\n"
             "  who later tested positive\"). lan's phone matches her own visit: it cannot tell.\n",
-            others, VENUE_MIN_MINUTES);
+            others, f0_span, VENUE_MIN_MINUTES);
     return TRUE;
 }
 
@@ -752,14 +758,6 @@ static char *find_prox_tool(SimWorld *world, GError **error)
         return NULL;
     }
     return path;
-}
-
-static void print_indented(const char *text)
-{
-    g_autofree char *copy = g_strstrip(g_strdup(text));
-    g_auto(GStrv) lines = g_strsplit(copy, "\n", -1);
-    for (guint i = 0; lines[i] != NULL; i++)
-        g_print("         %s\n", lines[i]);
 }
 
 /* The bus operator's trace of the published lists against the beacon's store: one window,
@@ -1002,8 +1000,8 @@ static gboolean ending(SimWorld *world, const SimRide *ride, GArray *devices, gb
     sim_world_terminate(world, server);
     if (!reported)
         return FALSE;
-    g_print("  The authority learns her keys of those days and the check-in she confirmed;\n"
-            "  not who she is to anyone else, not whom she met.\n");
+    g_print("  The authority learns what she sent: her daily keys and that one visit (it\n"
+            "  registered the venue, so it knows the place); not whom she met.\n");
 
     g_autofree char *publish_clock = authority_clock(report_at + PUBLISH_AFTER_REPORT);
     g_autofree char *published = NULL;
