@@ -129,7 +129,6 @@ static gboolean on_start(gpointer user_data)
 static gboolean on_quit_signal(gpointer user_data)
 {
     Daemon *d = user_data;
-    g_message("stopping");
     g_main_loop_quit(d->loop);
     return G_SOURCE_CONTINUE;
 }
@@ -422,6 +421,8 @@ int main(int argc, char **argv)
     /* Shutdown: store what is pending and leave BlueZ tidy before the name goes. Signals
      * from here on cannot cut it short (a third one can). */
     catch_signals_for_shutdown(&sigterm_id, &sigint_id, &sighup_id);
+    /* Logged once the handlers above are in place: a signal sent after this line is seen. */
+    g_message("stopping");
     proxd_manager_shutdown(manager);
     if (sync != NULL) {
         /* A run holds its own store connection in a worker thread: let it end first. */

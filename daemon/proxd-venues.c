@@ -8,8 +8,8 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
-#define COUNT_PATH "/v1/venue-count"
-#define COUNT_TIMEOUT 30 /* s */
+#define COUNT_NAME "venue-count" /* beside the [Report] URL's last path segment */
+#define COUNT_TIMEOUT 30         /* s */
 
 static guint or_default(guint minutes)
 {
@@ -218,8 +218,14 @@ char *proxd_venues_count_url(const char *report_url, GError **error)
             return NULL;
         }
     }
+    /* The count endpoint sits beside the upload one, so a key server behind a path prefix
+     * (https://host/prox/v1/publish) gets its counts at /prox/v1/venue-count. */
+    const char *path = g_uri_get_path(uri);
+    const char *slash = strrchr(path, '/');
+    g_autofree char *dir = slash != NULL ? g_strndup(path, (gsize)(slash - path)) : g_strdup("");
+    g_autofree char *count_path = g_strconcat(dir, "/" COUNT_NAME, NULL);
     g_autoptr(GUri) count = g_uri_build(G_URI_FLAGS_NONE, scheme, NULL, host, g_uri_get_port(uri),
-                                        COUNT_PATH, NULL, NULL);
+                                        count_path, NULL, NULL);
     return g_uri_to_string(count);
 }
 

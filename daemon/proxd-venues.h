@@ -65,8 +65,8 @@ GVariant *proxd_checkin_to_variant(const ProxCheckIn *checkin);
 
 /* ---- opt-in venue counts ([Venues] ShareCounts) ---- */
 
-/* The count endpoint on the key server of `report_url`: its scheme, host and port with the
- * path /v1/venue-count. NULL with an error for a URL the report itself would refuse (not
+/* The count endpoint on the key server of `report_url`: its scheme, host and port, and its
+ * path with the last segment replaced by "venue-count" (/v1/publish -> /v1/venue-count). NULL with an error for a URL the report itself would refuse (not
  * https, except to a loopback address). */
 char *proxd_venues_count_url(const char *report_url, GError **error);
 

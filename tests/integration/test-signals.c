@@ -116,7 +116,12 @@ static void freeze_bluez(Harness *h, gboolean frozen)
 static void signal_and_wait_log(HarnessDaemon *d, int signum, const char *needle)
 {
     g_subprocess_send_signal(d->process, signum);
-    g_assert_true(harness_wait_file_contains(d->log_path, needle, TIMEOUT_MS));
+    if (!harness_wait_file_contains(d->log_path, needle, TIMEOUT_MS)) {
+        g_autofree char *log = NULL;
+        g_file_get_contents(d->log_path, &log, NULL, NULL);
+        g_error("no \"%s\" in %s's log after signal %d:\n%s", g_strchomp(g_strdup(needle)), d->name,
+                signum, log);
+    }
 }
 
 static GSubprocess *wait_exit(HarnessDaemon *d)

@@ -324,6 +324,11 @@ static void test_forms(void)
     g_clear_error(&error);
     g_autofree char *local = proxd_venues_count_url("http://127.0.0.1:9000/v1/publish", &error);
     g_assert_cmpstr(local, ==, "http://127.0.0.1:9000/v1/venue-count");
+    /* Behind a reverse proxy's path prefix, the count goes beside the upload. */
+    g_autofree char *prefixed =
+        proxd_venues_count_url("https://health.example.org/prox/v1/publish", &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(prefixed, ==, "https://health.example.org/prox/v1/venue-count");
 }
 
 int main(int argc, char **argv)
