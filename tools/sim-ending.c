@@ -716,13 +716,13 @@ static gboolean print_venue_results(SimWorld *world, GArray *devices, Device *f0
                 consistent ? "" : " (VenueExposureDetected does not match GetVenueExposures)");
     }
     g_autofree char *f0_span = format_span(f0->arrived, f0->departed);
-    g_print("  (the other %u phones have no check-in there: no venue warning, as expected)\n"
+    g_print("  (the other %u phone%s no check-in there: no venue warning, as expected)\n"
             "\n  The list carries a hash of the poster's location id with lan's %s,\n"
             "  meaningless to anyone who never scanned the poster. Each phone compared it with\n"
             "  its own check-ins: %d minutes together or more is a venue warning, a tier of its\n"
             "  own (VenueExposureDetected; \"You visited a place at the same time as someone\n"
             "  who later tested positive\"). lan's phone matches her own visit: it cannot tell.\n",
-            others, f0_span, VENUE_MIN_MINUTES);
+            others, others == 1 ? " has" : "s have", f0_span, VENUE_MIN_MINUTES);
     return TRUE;
 }
 
