@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev sqlite3 libsodium-dev libssl-dev
   libprotobuf-c-dev protobuf-c-compiler libzip-dev zip unzip
   libjson-glib-dev libcurl4-openssl-dev libsoup-3.0-dev libqrencode-dev libpng-dev
+  qrencode
   dbus dbus-bin
   qemu-system-x86 bluez bluez-test-tools busybox-static kmod cpio python3-gi
 )
