@@ -659,6 +659,11 @@ static void on_report_sent(GObject *source, GAsyncResult *res, gpointer user_dat
     self->reporting = FALSE;
     if (proxd_report_send_finish(res, &inserted, &error)) {
         g_message("positive test reported: the key server took %u new keys", inserted);
+        g_autofree char *now = g_strdup_printf("%" G_GINT64_FORMAT, proxd_clock_now(self->clock));
+        g_autoptr(GError) store_error = NULL;
+        if (!prox_store_set_setting(self->store, PROXD_VENUES_REPORTED_AT_KEY, now, &store_error))
+            g_warning("cannot record the report's time (own venue warnings may alert): %s",
+                      store_error->message);
         proxd_dbus_manager1_complete_report(as_iface(self), call->invocation, inserted);
     } else {
         /* The message never holds the code (proxd-report.h). */

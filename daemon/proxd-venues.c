@@ -16,11 +16,32 @@ static guint or_default(guint minutes)
     return minutes != 0 ? minutes : PROX_VENUE_DEFAULT_MIN_MINUTES;
 }
 
+/* When this device reported a positive test (0: never). Warnings about the time before it
+ * are the person's own visits and rides, or moot for a confirmed case: not alerted. */
+static gboolean load_reported_at(ProxStore *store, gint64 *reported_at, GError **error)
+{
+    g_autofree char *value = NULL;
+    *reported_at = 0;
+    if (!prox_store_get_setting(store, PROXD_VENUES_REPORTED_AT_KEY, &value, error))
+        return FALSE;
+    if (value != NULL)
+        *reported_at = g_ascii_strtoll(value, NULL, 10);
+    return TRUE;
+}
+
 static gboolean save_all(ProxStore *store, GArray *found, GArray *new_exposures, GError **error)
 {
+    gint64 reported_at = 0;
+    if (!load_reported_at(store, &reported_at, error))
+        return FALSE;
     for (guint i = 0; i < found->len; i++) {
         ProxVenueExposure *e = &g_array_index(found, ProxVenueExposure, i);
         gboolean is_new = FALSE;
+        if (e->end <= reported_at) {
+            g_debug("%s exposure before our own positive report: not alerted",
+                    proxd_venue_exposure_kind_to_string(e->kind));
+            continue;
+        }
         if (!prox_store_save_venue_exposure(store, e, &is_new, error))
             return FALSE;
         if (is_new) {

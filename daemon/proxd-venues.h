@@ -25,6 +25,10 @@ G_BEGIN_DECLS
 
 /* Sync state: the newest batch id whose same-vehicle warnings were matched (decimal). */
 #define PROXD_VENUES_VEHICLE_BATCH_KEY "venue-vehicle-batch"
+/* Store setting: unix time of this device's last accepted positive report (decimal).
+ * Exposures that ended before it are not recorded: they are the person's own check-ins and
+ * rides coming back as warnings, or moot for a confirmed case. */
+#define PROXD_VENUES_REPORTED_AT_KEY "reported-positive-at"
 /* Hex digits of a location id shown to the user (GetCheckIns "location"). */
 #define PROXD_VENUES_LOCATION_PREFIX_HEX 8
 /* Scan instances this long before a warning's window are loaded for the first scan's gap. */
@@ -66,8 +70,8 @@ GVariant *proxd_checkin_to_variant(const ProxCheckIn *checkin);
 /* ---- opt-in venue counts ([Venues] ShareCounts) ---- */
 
 /* The count endpoint on the key server of `report_url`: its scheme, host and port, and its
- * path with the last segment replaced by "venue-count" (/v1/publish -> /v1/venue-count). NULL with an error for a URL the report itself would refuse (not
- * https, except to a loopback address). */
+ * path with the last segment replaced by "venue-count" (/v1/publish -> /v1/venue-count). NULL with
+ * an error for a URL the report itself would refuse (not https, except to a loopback address). */
 char *proxd_venues_count_url(const char *report_url, GError **error);
 
 /* The count body: {"locationHash": "<64 hex>", "hour": <unix s, multiple of 3600>}. */

@@ -643,11 +643,6 @@ static sqlite3 *open_db(const char *path, const ProxStoreOptions *opts, int targ
     int version = 0;
     ok = read_user_version(db, &version, error) && check_not_newer(version, path, error);
 
-    /* EXPERIMENT */
-    if (ok && version == 0 && g_getenv("PROX_PAGE_SIZE") != NULL) {
-        g_autofree char *ps = g_strdup_printf("PRAGMA page_size = %s", g_getenv("PROX_PAGE_SIZE"));
-        ok = exec_sql(db, ps, "page size", error);
-    }
     const char *sync = opts != NULL && opts->fast_sync ? "PRAGMA synchronous = NORMAL;"
                                                        : "PRAGMA synchronous = FULL;";
     if (ok) {
@@ -1360,8 +1355,7 @@ static const ProxDiagnosisKey **check_and_sort_keys(const ProxDiagnosisKey *keys
     const ProxDiagnosisKey **order = g_new(const ProxDiagnosisKey *, MAX(n_keys, 1));
     for (gsize i = 0; i < n_keys; i++)
         order[i] = &keys[i];
-    if (g_getenv("PROX_NO_SORT") == NULL) /* EXPERIMENT */
-        qsort(order, n_keys, sizeof *order, compare_key_ptrs);
+    qsort(order, n_keys, sizeof *order, compare_key_ptrs);
     return order;
 }
 

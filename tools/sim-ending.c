@@ -688,7 +688,9 @@ static gboolean print_venue_results(SimWorld *world, GArray *devices, Device *f0
         const char *expected = "none";
         guint with = 0;
         if (dev == f0) {
-            expected = "-";
+            /* Her phone knows she reported: her own visit coming back is not an alert. */
+            expected = "none (reported)";
+            ok = count == 0;
         } else if (dev == long_visit) {
             expected = "alert";
             with = LONG_OVERLAP_MINUTES;
@@ -708,9 +710,8 @@ static gboolean print_venue_results(SimWorld *world, GArray *devices, Device *f0
         g_autofree char *span =
             dev->arrived != 0 ? format_span(dev->arrived, dev->departed) : g_strdup("no visit");
         g_autofree char *together = dev == f0 ? g_strdup("-") : g_strdup_printf("%u min", with);
-        g_autofree char *warning = count == 0  ? g_strdup("none")
-                                   : dev == f0 ? g_strdup_printf("%u min (her own visit)", minutes)
-                                               : g_strdup_printf("%u min: ALERT", minutes);
+        g_autofree char *warning =
+            count == 0 ? g_strdup("none") : g_strdup_printf("%u min: ALERT", minutes);
         g_print("  %-8s %-12s %9s  %-24s %s%s%s\n", dev->daemon->device->name, span, together,
                 warning, expected, ok ? "" : "  <-- WRONG",
                 consistent ? "" : " (VenueExposureDetected does not match GetVenueExposures)");
@@ -721,7 +722,8 @@ static gboolean print_venue_results(SimWorld *world, GArray *devices, Device *f0
             "  meaningless to anyone who never scanned the poster. Each phone compared it with\n"
             "  its own check-ins: %d minutes together or more is a venue warning, a tier of its\n"
             "  own (VenueExposureDetected; \"You visited a place at the same time as someone\n"
-            "  who later tested positive\"). lan's phone matches her own visit: it cannot tell.\n",
+            "  who later tested positive\"). lan's phone knows she reported: her own visit\n"
+            "  coming back is no alert.\n",
             others, others == 1 ? " has" : "s have", f0_span, VENUE_MIN_MINUTES);
     return TRUE;
 }
@@ -845,7 +847,8 @@ static gboolean print_vehicle_results(SimWorld *world, const SimRide *ride, GArr
         gboolean ok = TRUE;
         const char *expected;
         if (dev == f0) {
-            expected = "-";
+            expected = "none (reported)";
+            ok = count == 0;
         } else if (dev->minutes_with_f0 >= VEHICLE_SURE_MINUTES) {
             expected = "alert";
             ok = count == 1 && minutes >= VENUE_MIN_MINUTES;
@@ -861,9 +864,8 @@ static gboolean print_vehicle_results(SimWorld *world, const SimRide *ride, GArr
         g_autofree char *aboard =
             dev == f0 ? g_strdup("-")
                       : g_strdup_printf("%" G_GINT64_FORMAT " min", dev->minutes_with_f0);
-        g_autofree char *vehicle = count == 0  ? g_strdup("none")
-                                   : dev == f0 ? g_strdup_printf("%u min (own)", minutes)
-                                               : g_strdup_printf("%u min: ALERT", minutes);
+        g_autofree char *vehicle =
+            count == 0 ? g_strdup("none") : g_strdup_printf("%u min: ALERT", minutes);
         g_print("  %-8s %-5s %9s %7s  %-8s %-14s %s%s%s\n", dev->name, dev->seat, dist, aboard,
                 dev == f0 ? "-"
                 : d->high ? "HIGH"

@@ -272,6 +272,24 @@ static void test_match(Fixture *f, gconstpointer data)
     g_assert_cmpuint(count, ==, 3);
 }
 
+/* After this device reported a positive test, warnings about the time before the report
+ * (its own visits and rides coming back) are not recorded; later ones still are. */
+static void test_own_report(Fixture *f, gconstpointer data)
+{
+    publish_all(f);
+    g_autoptr(GError) error = NULL;
+    /* Reported after the bus ride (it ends by T_BUS + 21 min), before the visit to A. */
+    g_autofree char *at = g_strdup_printf("%" G_GINT64_FORMAT, (gint64)(T_BUS + 30 * 60));
+    g_assert_true(prox_store_set_setting(f->store, PROXD_VENUES_REPORTED_AT_KEY, at, &error));
+    g_assert_no_error(error);
+    g_autoptr(ProxdSync) sync = make_sync(f);
+    g_autoptr(ProxdSyncResult) r = run_ok(sync);
+    g_assert_cmpuint(r->warnings_added, ==, 5);
+    g_assert_cmpuint(r->venue_exposures->len, ==, 1);
+    g_assert_null(find_kind(r, PROX_VENUE_WARNING_SAME_VEHICLE));
+    g_assert_nonnull(find_kind(r, PROX_VENUE_WARNING_VENUE));
+}
+
 /* A stricter MinMinutes drops the 15-minute overlap; a beacon matches nothing. */
 static void test_options(Fixture *f, gconstpointer data)
 {
@@ -337,6 +355,8 @@ int main(int argc, char **argv)
     log_capture_install();
     g_test_add_func("/venues/forms", test_forms);
     g_test_add("/venues/match", Fixture, NULL, fixture_setup, test_match, fixture_teardown);
+    g_test_add("/venues/own-report", Fixture, NULL, fixture_setup, test_own_report,
+               fixture_teardown);
     g_test_add("/venues/options", Fixture, NULL, fixture_setup, test_options, fixture_teardown);
     return g_test_run();
 }
