@@ -927,11 +927,14 @@ static void sync_file(Run *run, ProxStore *store, const char *name, gboolean *fa
         return;
     }
     gint64 batch_id = 0;
-    guint64 added = 0, warnings_added = 0;
-    if (!prox_store_import_batch_full(
+    guint64 added = 0, revised = 0, warnings_added = 0;
+    /* Revised keys (GAEN revised_keys, REVOKED) update or withdraw stored ones; the new
+     * batch id makes detection re-match everything, so their windows follow. */
+    if (!prox_store_import_batch_revised(
             store, self->url, name, run->now, (const ProxDiagnosisKey *)(void *)export->keys->data,
-            export->keys->len, (const ProxVenueWarning *)(void *)export->venue_warnings->data,
-            export->venue_warnings->len, &batch_id, &added, &warnings_added, &error)) {
+            export->keys->len, export->n_revised,
+            (const ProxVenueWarning *)(void *)export->venue_warnings->data,
+            export->venue_warnings->len, &batch_id, &added, &revised, &warnings_added, &error)) {
         g_autofree char *reason = g_strdup_printf("import failed: %s", error->message);
         add_failure(run, name, reason);
         /* A store that fails will fail the next file too. */
@@ -947,9 +950,9 @@ static void sync_file(Run *run, ProxStore *store, const char *name, gboolean *fa
     run->result->keys_added += added;
     run->result->warnings_read += export->venue_warnings->len;
     run->result->warnings_added += warnings_added;
-    g_debug("key list %s: %u keys, %" G_GUINT64_FORMAT " new; %u warnings, %" G_GUINT64_FORMAT
-            " new",
-            name, export->keys->len, added, export->venue_warnings->len, warnings_added);
+    g_debug("key list %s: %u keys, %" G_GUINT64_FORMAT " new, %" G_GUINT64_FORMAT
+            " revised or revoked; %u warnings, %" G_GUINT64_FORMAT " new",
+            name, export->keys->len, added, revised, export->venue_warnings->len, warnings_added);
 }
 
 static void sync_venues(Run *run, ProxStore *store)
