@@ -31,6 +31,251 @@
 #define BATCH_COMMIT_SIZE 4096
 /* If the store keeps failing, stop growing the batch here (new RPIs are dropped). */
 #define BATCH_MAX_SIZE 200000
+/* Device1 signals wait this long (real time) in the inbox so the main loop wakes once per
+ * batch rather than once per advertisement. */
+#define DRAIN_MS 100
+/* Reports waiting beyond this are dropped: the main loop is stuck (e.g. a slow disk) and
+ * memory must not grow with the radio's report rate. */
+#define MAX_PENDING 100000
+/* PropertiesChanged invalidated these. */
+#define INVALID_SERVICE_DATA 1u
+#define INVALID_RSSI 2u
+
+/* ---- the inbox: Device1 signals taken off the bus in GDBus's worker thread ---- */
+
+typedef enum {
+    PENDING_CHANGED, /* PropertiesChanged of Device1 */
+    PENDING_ADDED,   /* InterfacesAdded with Device1 */
+    PENDING_REMOVED, /* InterfacesRemoved with Device1 */
+} PendingKind;
+
+/* When a report arrived: its time, and the inbox epoch (which scan instance it belongs
+ * to). */
+typedef struct {
+    gint64 time;
+    guint epoch;
+} Arrival;
+
+typedef struct {
+    PendingKind kind;
+    guint invalidated; /* INVALID_* (CHANGED) */
+    Arrival arrival;
+    char *path;           /* the Device1 object */
+    GVariant *properties; /* a{sv}: what changed (CHANGED), Device1's (ADDED) */
+} Pending;
+
+static void pending_clear(gpointer p)
+{
+    Pending *pending = p;
+    g_free(pending->path);
+    g_clear_pointer(&pending->properties, g_variant_unref);
+}
+
+/* Shared by the filter (worker thread) and the scanner (main thread); refcounted because
+ * GDBus may still run the filter after g_dbus_connection_remove_filter(). */
+typedef struct {
+    gatomicrefcount refs;
+    GMainContext *context; /* the scanner's, where batches are handled */
+    ProxdClock *clock;
+    BluezScanner *scanner; /* main thread only; NULL once the scanner is gone */
+
+    GMutex lock; /* for everything below */
+    char *owner; /* bluetoothd's unique name; NULL: take nothing */
+    char *path;  /* the adapter whose devices we take */
+    gsize path_len;
+    guint epoch;     /* bumped (by the main thread) when a scan instance closes */
+    GArray *pending; /* Pending, in arrival order */
+    gboolean drain_scheduled;
+    guint64 overflow;
+} Inbox;
+
+static Inbox *inbox_new(ProxdClock *clock)
+{
+    Inbox *inbox = g_new0(Inbox, 1);
+    g_atomic_ref_count_init(&inbox->refs);
+    inbox->context = g_main_context_ref_thread_default();
+    inbox->clock = g_object_ref(clock);
+    g_mutex_init(&inbox->lock);
+    inbox->pending = g_array_new(FALSE, FALSE, sizeof(Pending));
+    g_array_set_clear_func(inbox->pending, pending_clear);
+    return inbox;
+}
+
+static Inbox *inbox_ref(Inbox *inbox)
+{
+    g_atomic_ref_count_inc(&inbox->refs);
+    return inbox;
+}
+
+static void inbox_unref(gpointer p)
+{
+    Inbox *inbox = p;
+    if (!g_atomic_ref_count_dec(&inbox->refs))
+        return;
+    g_array_unref(inbox->pending);
+    g_mutex_clear(&inbox->lock);
+    g_free(inbox->owner);
+    g_free(inbox->path);
+    g_object_unref(inbox->clock);
+    g_main_context_unref(inbox->context);
+    g_free(inbox);
+}
+
+/* Main thread: take the devices of the adapter at `path` from `owner` from now on (NULL:
+ * none). */
+static void inbox_follow(Inbox *inbox, const char *owner, const char *path)
+{
+    g_mutex_lock(&inbox->lock);
+    g_free(inbox->owner);
+    g_free(inbox->path);
+    inbox->owner = owner != NULL && path != NULL ? g_strdup(owner) : NULL;
+    inbox->path = inbox->owner != NULL ? g_strdup(path) : NULL;
+    inbox->path_len = inbox->path != NULL ? strlen(inbox->path) : 0;
+    g_mutex_unlock(&inbox->lock);
+}
+
+/* INVALID_* for an `as` of invalidated properties. */
+static guint invalidated_flags(GVariant *invalidated)
+{
+    guint flags = 0;
+    GVariantIter iter;
+    const char *name;
+    g_variant_iter_init(&iter, invalidated);
+    while (g_variant_iter_next(&iter, "&s", &name)) {
+        if (g_str_equal(name, "ServiceData"))
+            flags |= INVALID_SERVICE_DATA;
+        else if (g_str_equal(name, "RSSI"))
+            flags |= INVALID_RSSI;
+    }
+    return flags;
+}
+
+static gboolean strv_variant_contains(GVariant *strv, const char *str)
+{
+    GVariantIter iter;
+    const char *s;
+    g_variant_iter_init(&iter, strv);
+    while (g_variant_iter_next(&iter, "&s", &s))
+        if (g_str_equal(s, str))
+            return TRUE;
+    return FALSE;
+}
+
+static gboolean on_inbox_drain(gpointer user_data);
+
+/* Recognises a Device1 signal as the scanner's subscriptions would (PropertiesChanged,
+ * InterfacesAdded, InterfacesRemoved), into `p` and its object path; FALSE for anything
+ * else. */
+static gboolean parse_device_signal(GDBusMessage *message, Pending *p, const char **path)
+{
+    const char *interface = g_dbus_message_get_interface(message);
+    const char *member = g_dbus_message_get_member(message);
+    GVariant *body = g_dbus_message_get_body(message);
+    if (interface == NULL || member == NULL || body == NULL)
+        return FALSE;
+
+    if (g_str_equal(member, "PropertiesChanged") && g_str_equal(interface, PROPERTIES_IFACE)) {
+        if (!g_variant_is_of_type(body, G_VARIANT_TYPE("(sa{sv}as)")))
+            return FALSE;
+        const char *iface;
+        g_autoptr(GVariant) invalidated = NULL;
+        g_variant_get(body, "(&s@a{sv}@as)", &iface, &p->properties, &invalidated);
+        if (!g_str_equal(iface, DEVICE_IFACE)) {
+            g_clear_pointer(&p->properties, g_variant_unref);
+            return FALSE;
+        }
+        p->kind = PENDING_CHANGED;
+        p->invalidated = invalidated_flags(invalidated);
+        *path = g_dbus_message_get_path(message);
+        return *path != NULL;
+    }
+    if (!g_str_equal(interface, OBJECT_MANAGER_IFACE) ||
+        g_strcmp0(g_dbus_message_get_path(message), "/") != 0)
+        return FALSE;
+    if (g_str_equal(member, "InterfacesAdded") &&
+        g_variant_is_of_type(body, G_VARIANT_TYPE("(oa{sa{sv}})"))) {
+        g_autoptr(GVariant) interfaces = NULL;
+        g_variant_get(body, "(&o@a{sa{sv}})", path, &interfaces);
+        /* The adapter watch follows Adapter1 and LEAdvertisingManager1 objects through the
+         * same signal: never take one that announces those. */
+        g_autoptr(GVariant) adapter =
+            g_variant_lookup_value(interfaces, "org.bluez.Adapter1", NULL);
+        g_autoptr(GVariant) manager =
+            g_variant_lookup_value(interfaces, "org.bluez.LEAdvertisingManager1", NULL);
+        if (adapter != NULL || manager != NULL)
+            return FALSE;
+        p->properties = g_variant_lookup_value(interfaces, DEVICE_IFACE, G_VARIANT_TYPE("a{sv}"));
+        p->kind = PENDING_ADDED;
+        return p->properties != NULL;
+    }
+    if (g_str_equal(member, "InterfacesRemoved") &&
+        g_variant_is_of_type(body, G_VARIANT_TYPE("(oas)"))) {
+        g_autoptr(GVariant) interfaces = NULL;
+        g_variant_get(body, "(&o@as)", path, &interfaces);
+        if (strv_variant_contains(interfaces, "org.bluez.Adapter1") ||
+            strv_variant_contains(interfaces, "org.bluez.LEAdvertisingManager1"))
+            return FALSE;
+        p->kind = PENDING_REMOVED;
+        return strv_variant_contains(interfaces, DEVICE_IFACE);
+    }
+    return FALSE;
+}
+
+/* GDBus worker thread, for every message proxd receives. The scanner is the only consumer
+ * of Device1 signals on this connection (the adapter watch's subscriptions are for
+ * Adapter1 and LEAdvertisingManager1, and the watch's proxies do not connect signals), so
+ * the ones it takes are dropped: GLib then neither queues an idle source per signal nor
+ * wakes the main loop. Anything it does not take (another sender, another adapter, while
+ * not following one) goes through GDBus's dispatch to the same handlers as before. */
+static GDBusMessage *inbox_filter(GDBusConnection *connection, GDBusMessage *message,
+                                  gboolean incoming, gpointer user_data)
+{
+    Inbox *inbox = user_data;
+    if (!incoming || g_dbus_message_get_message_type(message) != G_DBUS_MESSAGE_TYPE_SIGNAL)
+        return message;
+    const char *sender = g_dbus_message_get_sender(message);
+    const char *path = NULL;
+    Pending p = {0};
+    if (sender == NULL || !parse_device_signal(message, &p, &path)) {
+        pending_clear(&p);
+        return message;
+    }
+
+    g_mutex_lock(&inbox->lock);
+    /* Only bluetoothd's own signals: a unicast signal from another client must not make up
+     * sightings. */
+    gboolean ours = inbox->owner != NULL && g_str_equal(sender, inbox->owner) &&
+                    strncmp(path, inbox->path, inbox->path_len) == 0 &&
+                    path[inbox->path_len] == '/';
+    if (!ours) {
+        g_mutex_unlock(&inbox->lock);
+        pending_clear(&p);
+        return message;
+    }
+    gboolean schedule = FALSE;
+    if (p.kind == PENDING_CHANGED && inbox->pending->len >= MAX_PENDING) {
+        inbox->overflow++;
+        pending_clear(&p);
+    } else {
+        p.path = g_strdup(path);
+        p.arrival.time = proxd_clock_now(inbox->clock);
+        p.arrival.epoch = inbox->epoch;
+        g_array_append_val(inbox->pending, p);
+        schedule = !inbox->drain_scheduled;
+        inbox->drain_scheduled = TRUE;
+    }
+    g_mutex_unlock(&inbox->lock);
+
+    if (schedule) {
+        GSource *source = g_timeout_source_new(DRAIN_MS);
+        g_source_set_static_name(source, "proxd-scanner-inbox");
+        g_source_set_callback(source, on_inbox_drain, inbox_ref(inbox), inbox_unref);
+        g_source_attach(source, inbox->context);
+        g_source_unref(source);
+    }
+    g_object_unref(message);
+    return NULL;
+}
 
 typedef enum {
     SESSION_NONE,
@@ -59,6 +304,13 @@ struct _BluezScanner {
     BluezMatch *devices_props_match; /* PropertiesChanged of Device1 below it */
     GHashTable *devices;             /* object path -> Device */
     guint devices_generation;
+    char *devices_owner; /* unique name of the bluetoothd they belong to */
+
+    /* Device1 signals taken off the bus by inbox_filter (filter_id). */
+    Inbox *inbox;
+    guint filter_id;
+    guint scan_epoch;         /* inbox->epoch as the main thread last set it */
+    gboolean overflow_logged; /* since the inbox last kept up */
 
     /* The last usable adapter the watch reported (identity only). */
     BluezAdapter1 *usable_adapter;
@@ -141,6 +393,7 @@ static gboolean commit(BluezScanner *self)
     return TRUE;
 }
 
+static void drain(BluezScanner *self, gboolean from_source, gboolean close_epoch);
 static void on_commit_timer(gpointer user_data);
 
 static void schedule_commit(BluezScanner *self)
@@ -155,6 +408,7 @@ static void on_commit_timer(gpointer user_data)
 {
     BluezScanner *self = user_data;
     self->commit_timer_id = 0;
+    drain(self, FALSE, FALSE);
     commit(self);
     if (self->scan_open)
         schedule_commit(self);
@@ -191,6 +445,9 @@ static void end_scan_instance(BluezScanner *self)
     g_clear_handle_id(&self->commit_timer_id, g_source_remove);
     if (!self->scan_open)
         return;
+    /* What arrived while the instance was open belongs to it, handled or not yet; what
+     * arrives from now on does not. */
+    drain(self, FALSE, TRUE);
     self->scan_open = FALSE;
     commit(self);
     if (!prox_store_scan_end(self->store, self->scan_id, proxd_clock_now(self->clock), &error))
@@ -227,11 +484,12 @@ static void device_free(Device *d)
 }
 
 /* One Device1 report: the device's service data and RSSI as last signalled. */
-static void handle_report(BluezScanner *self, const char *path, Device *device)
+static void handle_report(BluezScanner *self, const char *path, Device *device,
+                          const Arrival *arrival)
 {
     const ProxdSettings *settings = proxd_config_get(self->config);
 
-    if (!self->scan_open) {
+    if (!self->scan_open || arrival->epoch != self->scan_epoch) {
         self->stats.outside_scan++;
         return;
     }
@@ -282,8 +540,7 @@ static void handle_report(BluezScanner *self, const char *path, Device *device)
         self->batch_full_logged = TRUE;
         return;
     }
-    prox_sighting_batch_add(self->batch, self->scan_id, &rpi, &aem, rssi,
-                            proxd_clock_now(self->clock));
+    prox_sighting_batch_add(self->batch, self->scan_id, &rpi, &aem, rssi, arrival->time);
     self->stats.reports++;
     if (prox_sighting_batch_size(self->batch) >= BATCH_COMMIT_SIZE && before < BATCH_COMMIT_SIZE)
         commit(self);
@@ -333,6 +590,7 @@ typedef struct {
     BluezScanner *self; /* strong ref */
     guint generation;
     char *path;
+    Arrival arrival; /* of the report that asked */
 } FetchData;
 
 static void on_device_properties(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -356,7 +614,7 @@ static void on_device_properties(GObject *source, GAsyncResult *result, gpointer
                 g_variant_lookup_value(properties, "ServiceData", G_VARIANT_TYPE("a{sv}"));
         if (device->rssi == NULL)
             device->rssi = g_variant_lookup_value(properties, "RSSI", G_VARIANT_TYPE_INT16);
-        handle_report(self, data->path, device);
+        handle_report(self, data->path, device, &data->arrival);
     }
     g_object_unref(data->self);
     g_free(data->path);
@@ -365,16 +623,117 @@ static void on_device_properties(GObject *source, GAsyncResult *result, gpointer
 
 /* A report for a device whose ServiceData we never saw (it appeared before we followed the
  * adapter, e.g. found by another client's discovery before proxd started): read it once. */
-static void fetch_device(BluezScanner *self, const char *sender, const char *path, Device *device)
+static void fetch_device(BluezScanner *self, const char *sender, const char *path, Device *device,
+                         const Arrival *arrival)
 {
     device->fetched = TRUE;
     FetchData *data = g_new0(FetchData, 1);
     data->self = g_object_ref(self);
     data->generation = self->devices_generation;
     data->path = g_strdup(path);
+    data->arrival = *arrival;
     g_dbus_connection_call(self->connection, sender, path, PROPERTIES_IFACE, "GetAll",
                            g_variant_new("(s)", DEVICE_IFACE), G_VARIANT_TYPE("(a{sv})"),
                            G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, NULL, on_device_properties, data);
+}
+
+/* InterfacesAdded with Device1 `properties` (a{sv}) below the adapter. */
+static void device_added(BluezScanner *self, const char *path, GVariant *properties,
+                         const Arrival *arrival)
+{
+    /* A new object (a new address): everything BlueZ knows of it is here. */
+    g_hash_table_remove(self->devices, path);
+    Device *device = device_lookup_or_add(self, path);
+    device->fetched = TRUE;
+    device_update(device, properties);
+    handle_report(self, path, device, arrival);
+}
+
+/* PropertiesChanged of Device1 below the adapter: `changed` a{sv}, `invalidated` INVALID_*. */
+static void device_changed(BluezScanner *self, const char *sender, const char *path,
+                           GVariant *changed, guint invalidated, const Arrival *arrival)
+{
+    Device *device = device_lookup_or_add(self, path);
+    if (invalidated & INVALID_SERVICE_DATA)
+        g_clear_pointer(&device->service_data, g_variant_unref);
+    if (invalidated & INVALID_RSSI)
+        g_clear_pointer(&device->rssi, g_variant_unref);
+    if (!device_update(device, changed))
+        return; /* not a report (Alias, Connected ...) */
+    if (device->service_data == NULL && !device->fetched)
+        fetch_device(self, sender, path, device, arrival);
+    else
+        handle_report(self, path, device, arrival);
+}
+
+/* Handles what the inbox holds, in arrival order. `from_source`: called by the inbox's
+ * timeout (the next signal schedules another); `close_epoch`: the scan instance closes, so
+ * what arrives from now on belongs to none (or to the next one, if handled once it is
+ * open). */
+static void drain(BluezScanner *self, gboolean from_source, gboolean close_epoch)
+{
+    Inbox *inbox = self->inbox;
+    if (inbox == NULL)
+        return; /* disposed */
+    g_mutex_lock(&inbox->lock);
+    if (from_source)
+        inbox->drain_scheduled = FALSE;
+    if (close_epoch)
+        inbox->epoch++;
+    guint64 overflow = inbox->overflow;
+    inbox->overflow = 0;
+    GArray *items = NULL;
+    if (inbox->pending->len > 0) {
+        items = inbox->pending;
+        inbox->pending = g_array_sized_new(FALSE, FALSE, sizeof(Pending), items->len);
+        g_array_set_clear_func(inbox->pending, pending_clear);
+    }
+    g_mutex_unlock(&inbox->lock);
+
+    if (overflow > 0) {
+        self->stats.overflow += overflow;
+        if (!self->overflow_logged)
+            g_warning("%" G_GUINT64_FORMAT " reports dropped: more than %d were waiting", overflow,
+                      MAX_PENDING);
+        self->overflow_logged = TRUE;
+    } else if (items != NULL) {
+        self->overflow_logged = FALSE;
+    }
+    for (guint i = 0; items != NULL && i < items->len; i++) {
+        Pending *p = &g_array_index(items, Pending, i);
+        switch (p->kind) {
+        case PENDING_CHANGED:
+            device_changed(self, self->devices_owner, p->path, p->properties, p->invalidated,
+                           &p->arrival);
+            break;
+        case PENDING_ADDED:
+            device_added(self, p->path, p->properties, &p->arrival);
+            break;
+        case PENDING_REMOVED:
+            g_hash_table_remove(self->devices, p->path);
+            break;
+        }
+    }
+    if (items != NULL)
+        g_array_unref(items);
+    if (close_epoch)
+        self->scan_epoch++;
+}
+
+static gboolean on_inbox_drain(gpointer user_data)
+{
+    Inbox *inbox = user_data;
+    if (inbox->scanner != NULL)
+        drain(inbox->scanner, TRUE, FALSE);
+    return G_SOURCE_REMOVE;
+}
+
+/* A signal that arrived now, through GDBus's dispatch: the inbox did not take it. */
+static Arrival arrival_now(BluezScanner *self)
+{
+    /* Whatever the inbox took arrived before it. */
+    drain(self, FALSE, FALSE);
+    return (Arrival){proxd_clock_now(self->clock), self->scan_epoch};
 }
 
 static void on_device_interfaces(GDBusConnection *connection, const char *sender,
@@ -393,18 +752,16 @@ static void on_device_interfaces(GDBusConnection *connection, const char *sender
             g_variant_lookup_value(interfaces, DEVICE_IFACE, G_VARIANT_TYPE("a{sv}"));
         if (properties == NULL || !below_adapter(self, path))
             return;
-        /* A new object (a new address): everything BlueZ knows of it is here. */
-        g_hash_table_remove(self->devices, path);
-        Device *device = device_lookup_or_add(self, path);
-        device->fetched = TRUE;
-        device_update(device, properties);
-        handle_report(self, path, device);
+        Arrival arrival = arrival_now(self);
+        device_added(self, path, properties, &arrival);
     } else if (g_str_equal(signal, "InterfacesRemoved") &&
                g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oas)"))) {
         g_autofree const char **interfaces = NULL;
         g_variant_get(parameters, "(&o^a&s)", &path, &interfaces);
-        if (g_strv_contains(interfaces, DEVICE_IFACE))
+        if (g_strv_contains(interfaces, DEVICE_IFACE)) {
+            arrival_now(self);
             g_hash_table_remove(self->devices, path);
+        }
     }
 }
 
@@ -419,21 +776,12 @@ static void on_device_properties_changed(GDBusConnection *connection, const char
         return;
     const char *iface;
     g_autoptr(GVariant) changed = NULL;
-    g_autofree const char **invalidated = NULL;
-    g_variant_get(parameters, "(&s@a{sv}^a&s)", &iface, &changed, &invalidated);
+    g_autoptr(GVariant) invalidated = NULL;
+    g_variant_get(parameters, "(&s@a{sv}@as)", &iface, &changed, &invalidated);
     if (!g_str_equal(iface, DEVICE_IFACE))
         return;
-    Device *device = device_lookup_or_add(self, object_path);
-    if (g_strv_contains(invalidated, "ServiceData"))
-        g_clear_pointer(&device->service_data, g_variant_unref);
-    if (g_strv_contains(invalidated, "RSSI"))
-        g_clear_pointer(&device->rssi, g_variant_unref);
-    if (!device_update(device, changed))
-        return; /* not a report (Alias, Connected ...) */
-    if (device->service_data == NULL && !device->fetched)
-        fetch_device(self, sender, object_path, device);
-    else
-        handle_report(self, object_path, device);
+    Arrival arrival = arrival_now(self);
+    device_changed(self, sender, object_path, changed, invalidated_flags(invalidated), &arrival);
 }
 
 /* Follows the Device1 objects of the adapter the watch uses. A new adapter object (a new
@@ -443,11 +791,18 @@ static void follow_devices(BluezScanner *self)
     BluezAdapter1 *adapter = bluez_adapter_watch_get_adapter(self->watch);
     if (adapter == self->devices_adapter)
         return;
+    /* What the old adapter's devices said, before they are forgotten. */
+    drain(self, FALSE, FALSE);
     g_set_object(&self->devices_adapter, adapter);
     g_hash_table_remove_all(self->devices);
     self->devices_generation++;
 
     const char *path = adapter != NULL ? g_dbus_proxy_get_object_path(G_DBUS_PROXY(adapter)) : NULL;
+    /* The adapter proxies of the watch are made for bluetoothd's unique name. */
+    g_free(self->devices_owner);
+    self->devices_owner =
+        adapter != NULL ? g_strdup(g_dbus_proxy_get_name(G_DBUS_PROXY(adapter))) : NULL;
+    inbox_follow(self->inbox, self->devices_owner, path);
     if (g_strcmp0(path, self->devices_path) == 0)
         return; /* the same rules still apply */
     g_clear_pointer(&self->devices_om_match, bluez_match_free);
@@ -883,6 +1238,9 @@ void bluez_scanner_stop(BluezScanner *self)
     g_clear_handle_id(&self->window_timer_id, g_source_remove);
     g_clear_handle_id(&self->retry_id, g_source_remove);
     end_scan_instance(self);
+    /* Nothing recorded any more: GDBus dispatches the rest, as while no adapter is used. */
+    inbox_follow(self->inbox, NULL, NULL);
+    drain(self, FALSE, FALSE);
     if (self->session == SESSION_ACTIVE && self->session_adapter != NULL) {
         g_autoptr(GError) error = NULL;
         if (!bluez_adapter1_call_stop_discovery_sync(self->session_adapter, G_DBUS_CALL_FLAGS_NONE,
@@ -934,6 +1292,15 @@ static void bluez_scanner_dispose(GObject *object)
     g_clear_handle_id(&self->commit_timer_id, g_source_remove);
     g_clear_handle_id(&self->quiet_id, g_source_remove);
     g_queue_clear_full(&self->quiet_waiters, g_free);
+    if (self->filter_id != 0) {
+        /* The filter may still run meanwhile; it holds its own reference to the inbox. */
+        g_dbus_connection_remove_filter(self->connection, self->filter_id);
+        self->filter_id = 0;
+    }
+    if (self->inbox != NULL) {
+        self->inbox->scanner = NULL;
+        g_clear_pointer(&self->inbox, inbox_unref);
+    }
     g_clear_pointer(&self->devices_om_match, bluez_match_free);
     g_clear_pointer(&self->devices_props_match, bluez_match_free);
     g_clear_object(&self->devices_adapter);
@@ -950,6 +1317,7 @@ static void bluez_scanner_finalize(GObject *object)
 {
     BluezScanner *self = BLUEZ_SCANNER(object);
     g_free(self->devices_path);
+    g_free(self->devices_owner);
     g_hash_table_unref(self->devices);
     g_clear_pointer(&self->batch, prox_sighting_batch_free);
     G_OBJECT_CLASS(bluez_scanner_parent_class)->finalize(object);
@@ -990,5 +1358,9 @@ BluezScanner *bluez_scanner_new(BluezAdapterWatch *watch, ProxdClock *clock, Pro
     self->clock = g_object_ref(clock);
     self->config = g_object_ref(config);
     self->store = store;
+    self->inbox = inbox_new(clock);
+    self->inbox->scanner = self;
+    self->filter_id = g_dbus_connection_add_filter(self->connection, inbox_filter,
+                                                   inbox_ref(self->inbox), inbox_unref);
     return self;
 }

@@ -7,8 +7,15 @@
  * instance is a store scan instance; every Device1 report (InterfacesAdded, or
  * PropertiesChanged with RSSI or ServiceData) of the adapter in use is parsed with
  * libprox and added to a sighting batch, committed at the end of the scan instance and at
- * least every CommitSeconds. Nothing is kept per Device1 object beyond GDBus's property
- * cache: rotating addresses make those objects come and go constantly.
+ * least every CommitSeconds. Per Device1 object only its last ServiceData and RSSI are
+ * kept: rotating addresses make those objects come and go constantly.
+ *
+ * With DuplicateData every advertisement is a PropertiesChanged signal, and GLib would hand
+ * each one from its worker thread to the main loop on its own (a wake-up and an idle source
+ * per report). A connection filter takes this adapter's Device1 signals off the bus in the
+ * worker thread instead, noting when each arrived, and the main loop handles them in batches,
+ * at most 100 ms after the first of a batch arrived. A report belongs to the scan instance
+ * that was open when it arrived: closing an instance first handles what is waiting.
  */
 #pragma once
 
@@ -31,6 +38,7 @@ typedef struct {
     guint64 commits;        /* successful store commits */
     guint64 commit_errors;  /* failed commits (the batch is kept and retried) */
     guint64 scan_instances; /* scan instances begun */
+    guint64 overflow;       /* reports dropped: the main loop fell too far behind */
 } BluezScannerStats;
 
 /* `store` is not owned and must outlive the scanner. */

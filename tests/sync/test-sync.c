@@ -451,6 +451,37 @@ static void test_wrong_signer(Fixture *f, gconstpointer data)
     g_assert_true(log_capture_contains(name, "verification failed", NULL));
 }
 
+/* A later list that revokes the close key (GAEN REVOKED): the key stops matching, its
+ * exposure windows go, and the risk falls back to low. */
+static void test_revoked(Fixture *f, gconstpointer data)
+{
+    g_autoptr(ProxdSync) sync = make_sync(f);
+    g_autoptr(ProxdSyncResult) first = run_ok(sync);
+    g_assert_cmpint(first->detect.summary.level, ==, PROX_RISK_LEVEL_HIGH);
+
+    g_autoptr(GError) error = NULL;
+    g_autoptr(ProxExportSigner) signer = prox_export_signer_load_ed25519(f->sec, &error);
+    g_assert_no_error(error);
+    ProxDiagnosisKey revoked = {.tek = f->close_tek, .report_type = PROX_REPORT_REVOKED};
+    ProxExportMeta meta = {TEST_NOW - 2 * DAY, TEST_NOW, "", 1, 1};
+    const char *name = "9999999999-00000000-0001.zip";
+    g_autofree char *path = g_build_filename(f->out, name, NULL);
+    g_assert_true(prox_export_write(path, &meta, &revoked, 1, signer, &error));
+    g_assert_no_error(error);
+    const char *names[] = {f->files->pdata[0], f->files->pdata[1], f->files->pdata[2], name, NULL};
+    write_index(f, names);
+
+    f->device_now += 60;
+    g_autoptr(ProxdSyncResult) r = run_ok(sync);
+    g_assert_cmpuint(r->files_imported, ==, 1);
+    g_assert_cmpuint(r->keys_added, ==, 0);
+    g_assert_true(r->detected);
+    g_assert_cmpint(r->detect.summary.level, ==, PROX_RISK_LEVEL_LOW);
+    g_autoptr(GArray) windows = NULL;
+    g_assert_true(prox_store_load_exposure_windows(f->store, 0, &windows, &error));
+    g_assert_cmpuint(windows->len, ==, 0);
+}
+
 /* A download cut short, with or without a Content-Length: nothing imported from it, the
  * next sync retries it. */
 static void test_truncated(Fixture *f, gconstpointer data)
@@ -1004,6 +1035,7 @@ int main(int argc, char **argv)
     ADD("/sync/http/import-then-not-modified", test_http_import, NULL);
     ADD("/sync/file-url", test_file_url, NULL);
     ADD("/sync/tampered", test_tampered, NULL);
+    ADD("/sync/revoked", test_revoked, NULL);
     ADD("/sync/wrong-signer", test_wrong_signer, NULL);
     ADD("/sync/truncated/content-length", test_truncated, GINT_TO_POINTER(FAULT_TRUNCATE));
     ADD("/sync/truncated/connection-close", test_truncated,
