@@ -10,12 +10,15 @@
  * least every CommitSeconds. Per Device1 object only its last ServiceData and RSSI are
  * kept: rotating addresses make those objects come and go constantly.
  *
- * With DuplicateData every advertisement is a PropertiesChanged signal, and GLib would hand
- * each one from its worker thread to the main loop on its own (a wake-up and an idle source
- * per report). A connection filter takes this adapter's Device1 signals off the bus in the
- * worker thread instead, noting when each arrived, and the main loop handles them in batches,
- * at most 100 ms after the first of a batch arrived. A report belongs to the scan instance
- * that was open when it arrived: closing an instance first handles what is waiting.
+ * With DuplicateData every advertisement is a PropertiesChanged signal, and GDBus handles
+ * each one on its own (a read and a wake-up of its worker thread, then an idle source and a
+ * wake-up of the main loop). So the adapter's Device1 signals come through a bus connection
+ * of the scanner's own instead: the kernel queues them and the main loop reads and handles
+ * them in one batch, at most 100 ms after the first of the batch arrived. Where no second
+ * connection can be opened (not a unix socket) or it fails, a connection filter takes them
+ * off the main connection in GDBus's worker thread, noting when each arrived, and the main
+ * loop handles those in batches too. A report belongs to the scan instance that was open
+ * when it reached proxd: closing an instance first handles what is waiting.
  */
 #pragma once
 

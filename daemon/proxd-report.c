@@ -3,6 +3,8 @@
 
 #include "proxd-report.h"
 
+#include "proxd-http.h"
+
 #include "prox-keys.h"
 
 #include <curl/curl.h>
@@ -324,17 +326,6 @@ GVariant *proxd_report_preview(const ProxdReport *report)
 
 /* ---- POST ---- */
 
-/* curl's globals are set up on the caller's thread, never first in a worker (not
- * thread-safe with every TLS backend). */
-static void curl_ready(void)
-{
-    static gsize ready = 0;
-    if (g_once_init_enter(&ready)) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        g_once_init_leave(&ready, 1);
-    }
-}
-
 static gboolean url_allowed(const char *url, gboolean allow_http, GError **error)
 {
     g_autoptr(GUri) uri = g_uri_parse(url != NULL ? url : "", G_URI_FLAGS_NONE, NULL);
@@ -349,10 +340,7 @@ static gboolean url_allowed(const char *url, gboolean allow_http, GError **error
         /* The code and keys cross the network only encrypted; loopback (a local TLS
          * proxy, tests) is not the network. */
         const char *host = g_uri_get_host(uri);
-        g_autoptr(GInetAddress) addr = g_inet_address_new_from_string(host);
-        gboolean loopback = (addr != NULL && g_inet_address_get_is_loopback(addr)) ||
-                            g_ascii_strcasecmp(host, "localhost") == 0;
-        if (!loopback) {
+        if (!proxd_http_host_is_loopback(host)) {
             g_set_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_INVALID_ARGUMENT,
                         "Refusing to send a report over plain http to %s: use https", host);
             return FALSE;
@@ -488,7 +476,7 @@ gboolean proxd_report_send(const ProxdReport *report, const char *code,
     g_autoptr(GBytes) body = proxd_report_build_body(report, code, error);
     if (body == NULL)
         return FALSE;
-    curl_ready();
+    proxd_http_global_init();
 
     CURL *c = curl_easy_init();
     if (c == NULL) {
@@ -497,30 +485,14 @@ gboolean proxd_report_send(const ProxdReport *report, const char *code,
         return FALSE;
     }
     Answer a = {g_byte_array_new(), FALSE, cancellable, NULL};
-    struct curl_slist *headers = NULL;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
     gsize len = 0;
     const char *data = g_bytes_get_data(body, &len);
     char errbuf[CURL_ERROR_SIZE] = "";
     guint connect_timeout = options->connect_timeout != 0 ? options->connect_timeout
                                                           : PROXD_REPORT_DEFAULT_CONNECT_TIMEOUT;
     guint timeout = options->timeout != 0 ? options->timeout : PROXD_REPORT_DEFAULT_TIMEOUT;
-    curl_easy_setopt(c, CURLOPT_URL, options->url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    /* No redirects: the keys go to the configured server or nowhere. */
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)connect_timeout);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)timeout);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, data);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    struct curl_slist *headers =
+        proxd_http_setup_json_post(c, options->url, data, len, connect_timeout, timeout, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_answer_header);
@@ -528,8 +500,6 @@ gboolean proxd_report_send(const ProxdReport *report, const char *code,
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_answer_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &a);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    /* Proxies from the environment (libcurl's default); no User-Agent, no cookies. */
 
     g_info("sending a report of %u keys and %u check-ins to %s", report->teks->len,
            proxd_report_get_n_selected_checkins(report), options->url);
@@ -600,7 +570,7 @@ void proxd_report_send_async(ProxdReport *report, const char *code,
                              GAsyncReadyCallback callback, gpointer user_data)
 {
     g_return_if_fail(report != NULL && options != NULL);
-    curl_ready();
+    proxd_http_global_init();
     SendData *d = g_new0(SendData, 1);
     d->report = report;
     d->code = g_strdup(code != NULL ? code : "");

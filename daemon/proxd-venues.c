@@ -4,7 +4,8 @@
 
 #include "proxd-venues.h"
 
-#include <curl/curl.h>
+#include "proxd-http.h"
+
 #include <json-glib/json-glib.h>
 #include <string.h>
 
@@ -230,10 +231,7 @@ char *proxd_venues_count_url(const char *report_url, GError **error)
         return NULL;
     }
     if (g_ascii_strcasecmp(scheme, "http") == 0) {
-        g_autoptr(GInetAddress) addr = g_inet_address_new_from_string(host);
-        gboolean loopback = (addr != NULL && g_inet_address_get_is_loopback(addr)) ||
-                            g_ascii_strcasecmp(host, "localhost") == 0;
-        if (!loopback) {
+        if (!proxd_http_host_is_loopback(host)) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                         "venue counts are not sent over plain http to %s: use https", host);
             return NULL;
@@ -295,25 +293,10 @@ static void count_thread(GTask *task, gpointer source, gpointer task_data,
         g_task_return_new_error(task, G_IO_ERROR, G_IO_ERROR_FAILED, "libcurl failed to start");
         return;
     }
-    struct curl_slist *headers = NULL;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "Expect:");
     char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, d->url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)COUNT_TIMEOUT);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(d->body));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    struct curl_slist *headers =
+        proxd_http_setup_json_post(c, d->url, d->body, strlen(d->body), 0, COUNT_TIMEOUT, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     if (rc == CURLE_OK)
@@ -343,11 +326,7 @@ void proxd_venues_share_count_async(const char *count_url,
                                     GCancellable *cancellable, GAsyncReadyCallback callback,
                                     gpointer user_data)
 {
-    static gsize curl_ready = 0;
-    if (g_once_init_enter(&curl_ready)) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        g_once_init_leave(&curl_ready, 1);
-    }
+    proxd_http_global_init();
     uint8_t hash[PROX_LOCATION_HASH_LEN];
     prox_venue_location_hash(location_id, hash);
     CountData *d = g_new0(CountData, 1);

@@ -3,7 +3,6 @@
 #define G_LOG_DOMAIN "prox-sim"
 
 #include <errno.h>
-#include <glib/gstdio.h>
 #include <gio/gio.h>
 #include <locale.h>
 #include <math.h>
@@ -72,13 +71,23 @@ static const char ride_description[] =
     "\n"
     "THE ENDING\n"
     "  The next morning (simulated), lan, in seat 1A, tests positive. prox-authority\n"
-    "  issues a one-time code; her device reports its key of the ride day with it to\n"
-    "  prox-keyserver on 127.0.0.1 (as proxctl report would); prox-authority publishes a\n"
-    "  signed key list into a directory; every device syncs it over file://, verifies it\n"
-    "  and runs exposure detection on its own store. The passengers who sat within 2 m of\n"
-    "  lan for 20 minutes or more must get a high-risk alert, those never within 4 m and\n"
-    "  lan herself must not; otherwise prox-sim exits with status 1, so the demo is also a\n"
-    "  test (meson test --suite demo).\n"
+    "  issues a one-time code, prox-keyserver listens on 127.0.0.1, and every device runs\n"
+    "  proxd again on its store, on a new private bus. The evening before, lan and two\n"
+    "  riders had checked in at a restaurant from its QR poster (prox-authority venue\n"
+    "  register; CheckIn over D-Bus, as proxctl checkin does). lan's proxd reports through\n"
+    "  PreviewReport/Report over D-Bus (as proxctl report does): her daily keys and the\n"
+    "  check-in she confirms go to the key server with the code. prox-authority publishes\n"
+    "  a signed key list into a directory; each proxd syncs through Sync over D-Bus (as\n"
+    "  proxctl sync does; file:// here), verifies the list and runs exposure detection on\n"
+    "  its own store. The passengers who sat within 2 m of lan for 20 minutes or more must\n"
+    "  get a high-risk alert, those never within 4 m and lan herself must not; and then\n"
+    "  bus and venue warnings: the rider who was at the restaurant with her for 15 minutes\n"
+    "  must get a venue warning, the one there for 5 minutes must not; the bus operator\n"
+    "  traces the published list against the beacon's store (prox-tool beacon trace), the\n"
+    "  authority imports and publishes the bus's warning, every proxd syncs again, and the\n"
+    "  riders aboard with lan for 15 minutes or more must get a same-vehicle warning.\n"
+    "  Otherwise prox-sim exits with status 1, so the demo is also a test (meson test\n"
+    "  --suite demo).\n"
     "\n"
     "EXIT STATUS\n"
     "  0  the ride was recorded as expected and the alerts were the expected ones\n"
@@ -227,20 +236,6 @@ static gboolean ride(const RideOptions *o, const char *dir, gboolean *checks_ok,
     return ok;
 }
 
-static void remove_tree(const char *path)
-{
-    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-    const char *name;
-    while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-        g_autofree char *child = g_build_filename(path, name, NULL);
-        if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-            remove_tree(child);
-        else
-            g_unlink(child);
-    }
-    g_rmdir(path);
-}
-
 static int cmd_bus_ride(int argc, char **argv)
 {
     int passengers = SIM_PASSENGERS_DEFAULT;
@@ -314,7 +309,7 @@ static int cmd_bus_ride(int argc, char **argv)
     if (!ran)
         g_printerr("\nprox-sim: %s\n", error->message);
     if (ran && checks_ok && keep == NULL) {
-        remove_tree(dir);
+        sim_launch_remove_tree(dir);
     } else if (keep == NULL) {
         g_printerr("prox-sim: files kept for a look in %s\n", dir);
     }

@@ -36,31 +36,6 @@ static const char beacon_usage[] =
     "Run 'prox-tool beacon SUBCOMMAND --help' for the options of a subcommand.\n"
     "Exit status: 0 success, 1 the operation failed (the reason is printed), 2 bad arguments.\n";
 
-static int fail(const char *command, const GError *error)
-{
-    fprintf(stderr, "prox-tool %s: %s\n", command, error->message);
-    return PROX_TOOL_EXIT_FAILURE;
-}
-
-static GOptionContext *option_context(const char *command, const char *parameters,
-                                      const char *summary, const char *description,
-                                      const GOptionEntry *entries)
-{
-    g_autofree char *prgname = g_strdup_printf("prox-tool %s", command);
-    g_set_prgname(prgname);
-    GOptionContext *context = g_option_context_new(parameters);
-    g_option_context_set_summary(context, summary);
-    g_option_context_set_description(context, description);
-    g_option_context_add_main_entries(context, entries, NULL);
-    return context;
-}
-
-static char *format_utc(gint64 t)
-{
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("-");
-}
-
 /* "@UNIXSECONDS" or ISO 8601 with a zone ("2020-05-20T08:00:00Z"). */
 static gboolean parse_time(const char *option, const char *text, gint64 *out, GError **error)
 {
@@ -164,7 +139,7 @@ static int beacon_trip_log(int argc, char **argv)
          "Also list the RPIs heard in each interval (for the operator only)", NULL},
         {NULL},
     };
-    g_autoptr(GOptionContext) context = option_context(
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
         command, "", "Print a beacon's trip log.",
         "For each 10-minute interval (GAEN ENIntervalNumber) in which the beacon was in\n"
         "service, i.e. scanning, during [--since, --until): the seconds of it covered by scans\n"
@@ -202,10 +177,10 @@ static int beacon_trip_log(int argc, char **argv)
 
     g_autoptr(ProxStore) store = store_open_existing(store_path, &error);
     if (store == NULL)
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     g_autoptr(GArray) log = NULL;
     if (!prox_store_load_trip_log(store, since, until, &log, &error))
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     RpiCollector collector = {
         .by_interval = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                              (GDestroyNotify)g_hash_table_unref),
@@ -213,7 +188,7 @@ static int beacon_trip_log(int argc, char **argv)
     if (rpis &&
         !prox_store_foreach_sighting(store, since, until, collect_rpi, &collector, &error)) {
         g_hash_table_unref(collector.by_interval);
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     }
 
     guint64 heard = 0;
@@ -262,13 +237,14 @@ static int beacon_trip_log(int argc, char **argv)
         g_autofree char *text = json_to_string(root, TRUE);
         printf("%s\n", text);
     } else {
-        g_autofree char *from = format_utc(since);
-        g_autofree char *to = until >= G_MAXINT64 / 2 ? g_strdup("now") : format_utc(until);
+        g_autofree char *from = prox_tool_format_utc(since);
+        g_autofree char *to =
+            until >= G_MAXINT64 / 2 ? g_strdup("now") : prox_tool_format_utc(until);
         printf("# trip log of %s, %s .. %s\n", store_path, since == 0 ? "start" : from, to);
         printf("# interval start_utc scan_seconds distinct_rpis\n");
         for (guint i = 0; i < log->len; i++) {
             const ProxTripInterval *t = &g_array_index(log, ProxTripInterval, i);
-            g_autofree char *start = format_utc(prox_interval_start(t->interval));
+            g_autofree char *start = prox_tool_format_utc(prox_interval_start(t->interval));
             printf("%u %s %u %u\n", t->interval, start, t->scan_seconds, t->distinct_rpis);
             if (rpis) {
                 guint n = 0;
@@ -369,7 +345,7 @@ static int beacon_trace(int argc, char **argv)
          "N"},
         {NULL},
     };
-    g_autoptr(GOptionContext) context = option_context(
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
         command, "[LIST.zip...]", "Find when F0 cases rode with a beacon; write warnings.",
         "1. Verifies every key list (--keys and the LIST.zip arguments) against the trusted\n"
         "   --key files exactly as devices do; one list that fails stops everything.\n"
@@ -430,7 +406,7 @@ static int beacon_trace(int argc, char **argv)
     g_autoptr(ProxExportKeyring) keyring = prox_export_keyring_new();
     for (guint i = 0; key_paths[i] != NULL; i++) {
         if (!prox_export_keyring_add_file(keyring, NULL, NULL, key_paths[i], &error))
-            return fail(command, error);
+            return prox_tool_fail(command, error);
     }
     g_autoptr(GArray) keys = g_array_new(FALSE, FALSE, sizeof(ProxDiagnosisKey));
     guint skipped_revoked = 0;
@@ -439,7 +415,7 @@ static int beacon_trace(int argc, char **argv)
         g_autoptr(ProxExport) export = NULL;
         if (!prox_export_read(path, keyring, &export, &error)) {
             g_prefix_error(&error, "%s: ", path);
-            return fail(command, error);
+            return prox_tool_fail(command, error);
         }
         for (guint k = 0; k < export->keys->len; k++) {
             const ProxDiagnosisKey *key = &g_array_index(export->keys, ProxDiagnosisKey, k);
@@ -453,19 +429,19 @@ static int beacon_trace(int argc, char **argv)
     /* 2. the beacon's log x the keys */
     g_autoptr(ProxStore) store = store_open_existing(store_path, &error);
     if (store == NULL)
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     g_autoptr(GArray) sightings = NULL;
     g_autoptr(GArray) teks = NULL;
     if (!prox_store_load_sightings(store, since, until, &sightings, &error) ||
         !prox_store_load_teks(store, 0, &teks, &error))
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     g_autoptr(GArray) matches = NULL;
     if (sightings->len > 0 && keys->len > 0) {
         matches =
             prox_match((const ProxSighting *)sightings->data, sightings->len,
                        (const ProxDiagnosisKey *)keys->data, keys->len, (guint)threads, &error);
         if (matches == NULL)
-            return fail(command, error);
+            return prox_tool_fail(command, error);
     } else {
         matches = g_array_new(FALSE, FALSE, sizeof(ProxMatchedSighting));
     }
@@ -538,12 +514,12 @@ static int beacon_trace(int argc, char **argv)
                 continue;
             g_autofree char *what = g_strdup_printf("window %u", i + 1);
             if (!prox_venue_warning_check(&warning, what, &error))
-                return fail(command, error);
+                return prox_tool_fail(command, error);
             g_array_append_val(warnings, warning);
             parts++;
         }
-        g_autofree char *from = format_utc(w->start);
-        g_autofree char *to = format_utc(w->end);
+        g_autofree char *from = prox_tool_format_utc(w->start);
+        g_autofree char *to = prox_tool_format_utc(w->end);
         fprintf(summary,
                 "window %u: %s .. %s (%" G_GINT64_FORMAT " min), %u sightings of %u keys, "
                 "risk %d, %u warnings%s\n",
@@ -568,7 +544,7 @@ static int beacon_trace(int argc, char **argv)
         if (!g_file_set_contents_full(out_path, file_text, -1,
                                       G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
                                       0644, &error))
-            return fail(command, error);
+            return prox_tool_fail(command, error);
         fprintf(summary, "wrote %u warnings to %s\n", warnings->len, out_path);
     } else {
         fputs(file_text, stdout);
@@ -582,23 +558,10 @@ static int beacon_trace(int argc, char **argv)
 
 int prox_tool_beacon_main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*main)(int argc, char **argv);
-    } subcommands[] = {
+    static const ProxToolSubcommand subcommands[] = {
         {"trip-log", beacon_trip_log},
         {"trace", beacon_trace},
     };
-    if (argc < 2)
-        return prox_tool_usage_error("beacon", "missing subcommand (trip-log, trace)");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(beacon_usage, stdout);
-        return PROX_TOOL_EXIT_OK;
-    }
-    for (size_t i = 0; i < G_N_ELEMENTS(subcommands); i++) {
-        if (strcmp(argv[1], subcommands[i].name) == 0)
-            return subcommands[i].main(argc - 1, argv + 1);
-    }
-    return prox_tool_usage_error("beacon", "unknown subcommand '%s'", argv[1]);
+    return prox_tool_run_subcommand("beacon", beacon_usage, subcommands, G_N_ELEMENTS(subcommands),
+                                    argc, argv);
 }

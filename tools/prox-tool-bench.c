@@ -79,18 +79,6 @@ static uint64_t next_random(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static GOptionContext *option_context(const char *command, const char *summary,
-                                      const char *description, const GOptionEntry *entries)
-{
-    g_autofree char *prgname = g_strdup_printf("prox-tool %s", command);
-    g_set_prgname(prgname);
-    GOptionContext *context = g_option_context_new(NULL);
-    g_option_context_set_summary(context, summary);
-    g_option_context_set_description(context, description);
-    g_option_context_add_main_entries(context, entries, NULL);
-    return context;
-}
-
 /* The implementation --path names (or the default); an exit code when it cannot be used. */
 static int crypto_impl_from_option(const char *command, const char *path_name, ProxCryptoImpl *impl)
 {
@@ -334,8 +322,8 @@ static int bench_match(int argc, char **argv)
          "PATH"},
         {NULL},
     };
-    g_autoptr(GOptionContext) context = option_context(
-        command, "Benchmark exposure matching on a synthetic workload.",
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
+        command, NULL, "Benchmark exposure matching on a synthetic workload.",
         "Builds, in memory, N random diagnosis keys spread over 14 days (rolling period 144,\n"
         "1 in 10 not aligned to 00:00 UTC) and M observed sightings of random RPIs, K of\n"
         "which are planted: the RPI of a key's random interval, heard -12..+12 intervals from\n"
@@ -481,8 +469,8 @@ static int bench_crypto(int argc, char **argv)
          "Timed runs per implementation; medians are reported (default 5)", "R"},
         {NULL},
     };
-    g_autoptr(GOptionContext) context = option_context(
-        command, "Benchmark each RPIK and RPI implementation this CPU supports.",
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
+        command, NULL, "Benchmark each RPIK and RPI implementation this CPU supports.",
         "For every SHA-256 implementation: RPIK = HKDF-SHA256(TEK, \"EN-RPIK\") of N random\n"
         "keys, 32 a call. For every AES implementation: the 144 RPIs of N keys. One thread,\n"
         "timed by its CPU time (other load on the machine does not count); medians of R\n"

@@ -30,34 +30,6 @@ static const char export_usage[] =
     "Run 'prox-tool export SUBCOMMAND --help' for the options of a subcommand.\n"
     "Exit status: 0 success, 1 the operation failed (the reason is printed), 2 bad arguments.\n";
 
-/* Reports a failed operation on stderr; returns PROX_TOOL_EXIT_FAILURE. */
-static int fail(const char *command, const GError *error)
-{
-    fprintf(stderr, "prox-tool %s: %s\n", command, error->message);
-    return PROX_TOOL_EXIT_FAILURE;
-}
-
-static GOptionContext *option_context(const char *command, const char *parameters,
-                                      const char *summary, const char *description,
-                                      const GOptionEntry *entries)
-{
-    /* --help shows "Usage: prox-tool export verify ..." rather than the bare subcommand. */
-    g_autofree char *prgname = g_strdup_printf("prox-tool %s", command);
-    g_set_prgname(prgname);
-    GOptionContext *context = g_option_context_new(parameters);
-    g_option_context_set_summary(context, summary);
-    g_option_context_set_description(context, description);
-    g_option_context_add_main_entries(context, entries, NULL);
-    return context;
-}
-
-/* "2020-05-22T15:00:00Z", or "-" for a time GDateTime cannot represent. */
-static char *format_utc(gint64 t)
-{
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("-");
-}
-
 /* ---- verify ---- */
 
 static int export_verify(int argc, char **argv)
@@ -77,7 +49,7 @@ static int export_verify(int argc, char **argv)
          "Trust the key only for signatures naming this key version (needs --key-id)", "V"},
         {NULL},
     };
-    g_autoptr(GOptionContext) context = option_context(
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
         command, "FILE.zip", "Verify the signature and contents of a key-list file.",
         "FILE.zip is accepted only when export.sig holds a signature that a --key verifies\n"
         "over the whole of export.bin, with that key's algorithm (Ed25519 \"1.3.101.112\" or\n"
@@ -114,14 +86,14 @@ static int export_verify(int argc, char **argv)
     g_autoptr(ProxExportKeyring) keyring = prox_export_keyring_new();
     for (guint i = 0; key_paths[i] != NULL; i++) {
         if (!prox_export_keyring_add_file(keyring, key_id, key_version, key_paths[i], &error))
-            return fail(command, error);
+            return prox_tool_fail(command, error);
     }
     g_autoptr(ProxExport) export = NULL;
     if (!prox_export_read(argv[1], keyring, &export, &error))
-        return fail(command, error);
+        return prox_tool_fail(command, error);
 
-    g_autofree char *start = format_utc(export->start_timestamp);
-    g_autofree char *end = format_utc(export->end_timestamp);
+    g_autofree char *start = prox_tool_format_utc(export->start_timestamp);
+    g_autofree char *end = prox_tool_format_utc(export->end_timestamp);
     /* The key id comes from the file: never let it reach the terminal raw. */
     g_autofree char *signer_id = g_strescape(export->signer_key_id, NULL);
     g_autofree char *signer_version = g_strescape(export->signer_key_version, NULL);
@@ -142,7 +114,7 @@ static int export_dump(int argc, char **argv)
 {
     const char *command = "export dump";
     const GOptionEntry entries[] = {{NULL}};
-    g_autoptr(GOptionContext) context = option_context(
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
         command, "FILE.zip", "Print the metadata and keys of a key-list file.",
         "The signature is NOT checked (use 'prox-tool export verify'); every other check of\n"
         "the contents is, and a file that fails one prints nothing but the reason.\n"
@@ -165,10 +137,10 @@ static int export_dump(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autoptr(ProxExport) export = NULL;
     if (!prox_export_read_unverified(argv[1], &export, &error))
-        return fail(command, error);
+        return prox_tool_fail(command, error);
 
-    g_autofree char *start = format_utc(export->start_timestamp);
-    g_autofree char *end = format_utc(export->end_timestamp);
+    g_autofree char *start = prox_tool_format_utc(export->start_timestamp);
+    g_autofree char *end = prox_tool_format_utc(export->end_timestamp);
     printf("# %s (signature not checked)\n", argv[1]);
     printf("# region \"%s\", batch %d/%d, start %" G_GINT64_FORMAT " (%s), end %" G_GINT64_FORMAT
            " (%s), %u keys, %u revised\n",
@@ -207,7 +179,7 @@ static int export_keygen(int argc, char **argv)
          "PREFIX"},
         {NULL},
     };
-    g_autoptr(GOptionContext) context = option_context(
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
         command, "", "Generate an Ed25519 key pair for signing key lists.",
         "Writes two one-line text files:\n"
         "  PREFIX.sec  proxd-ed25519-secret ID V BASE64(64-byte secret key)   mode 0600\n"
@@ -234,7 +206,7 @@ static int export_keygen(int argc, char **argv)
     if (!prox_export_ed25519_keygen(key_id, key_version, secret_path, public_path, &error)) {
         if (g_error_matches(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT))
             return prox_tool_usage_error(command, "%s", error->message);
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     }
     printf("wrote %s (secret, mode 0600) and %s (public)\n", secret_path, public_path);
     return PROX_TOOL_EXIT_OK;
@@ -320,7 +292,7 @@ static int export_sign(int argc, char **argv)
          "End of the window, UTC unix seconds (default: the latest key end)", "SECONDS"},
         {NULL},
     };
-    g_autoptr(GOptionContext) context = option_context(
+    g_autoptr(GOptionContext) context = prox_tool_option_context(
         command, "KEYS.json", "Write a signed key-list file.",
         "KEYS.json is in the GAEN publish format:\n"
         "  {\"temporaryExposureKeys\": [\n"
@@ -358,7 +330,7 @@ static int export_sign(int argc, char **argv)
     g_autoptr(GArray) keys = json_keys_load(argv[1], &error);
     if (keys == NULL) {
         g_prefix_error(&error, "%s: ", argv[1]);
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     }
     if (keys->len == 0 && (start < 0 || end < 0))
         return prox_tool_usage_error(command, "%s holds no keys: give --start and --end", argv[1]);
@@ -386,11 +358,11 @@ static int export_sign(int argc, char **argv)
     if (signer == NULL) {
         if (g_error_matches(error, PROX_ERROR, PROX_ERROR_INVALID_ARGUMENT))
             return prox_tool_usage_error(command, "%s", error->message);
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     }
     if (!prox_export_write(out_path, &meta, (const ProxDiagnosisKey *)keys->data, keys->len, signer,
                            &error))
-        return fail(command, error);
+        return prox_tool_fail(command, error);
     printf("wrote %s: %u keys signed by %s-%s\n", out_path, keys->len,
            prox_export_signer_key_id(signer), prox_export_signer_key_version(signer));
     return PROX_TOOL_EXIT_OK;
@@ -398,25 +370,12 @@ static int export_sign(int argc, char **argv)
 
 int prox_tool_export_main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*main)(int argc, char **argv);
-    } subcommands[] = {
+    static const ProxToolSubcommand subcommands[] = {
         {"verify", export_verify},
         {"dump", export_dump},
         {"keygen", export_keygen},
         {"sign", export_sign},
     };
-    if (argc < 2)
-        return prox_tool_usage_error("export", "missing subcommand (verify, dump, keygen, sign)");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(export_usage, stdout);
-        return PROX_TOOL_EXIT_OK;
-    }
-    for (size_t i = 0; i < G_N_ELEMENTS(subcommands); i++) {
-        if (strcmp(argv[1], subcommands[i].name) == 0)
-            return subcommands[i].main(argc - 1, argv + 1);
-    }
-    return prox_tool_usage_error("export", "unknown subcommand '%s'", argv[1]);
+    return prox_tool_run_subcommand("export", export_usage, subcommands, G_N_ELEMENTS(subcommands),
+                                    argc, argv);
 }

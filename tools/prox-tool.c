@@ -58,6 +58,53 @@ gboolean prox_tool_parse_options(GOptionContext *context, const char *command, i
     return TRUE;
 }
 
+int prox_tool_fail(const char *command, const GError *error)
+{
+    fprintf(stderr, "prox-tool %s: %s\n", command, error->message);
+    return PROX_TOOL_EXIT_FAILURE;
+}
+
+GOptionContext *prox_tool_option_context(const char *command, const char *parameters,
+                                         const char *summary, const char *description,
+                                         const GOptionEntry *entries)
+{
+    g_autofree char *prgname = g_strdup_printf("prox-tool %s", command);
+    g_set_prgname(prgname);
+    GOptionContext *context = g_option_context_new(parameters);
+    g_option_context_set_summary(context, summary);
+    g_option_context_set_description(context, description);
+    g_option_context_add_main_entries(context, entries, NULL);
+    return context;
+}
+
+char *prox_tool_format_utc(gint64 t)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+    return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("-");
+}
+
+int prox_tool_run_subcommand(const char *command, const char *usage,
+                             const ProxToolSubcommand *subcommands, gsize n_subcommands, int argc,
+                             char **argv)
+{
+    if (argc < 2) {
+        g_autoptr(GString) names = g_string_new(NULL);
+        for (gsize i = 0; i < n_subcommands; i++)
+            g_string_append_printf(names, "%s%s", i > 0 ? ", " : "", subcommands[i].name);
+        return prox_tool_usage_error(command, "missing subcommand (%s)", names->str);
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
+        return PROX_TOOL_EXIT_OK;
+    }
+    for (gsize i = 0; i < n_subcommands; i++) {
+        if (strcmp(argv[1], subcommands[i].name) == 0)
+            return subcommands[i].main(argc - 1, argv + 1);
+    }
+    return prox_tool_usage_error(command, "unknown subcommand '%s'", argv[1]);
+}
+
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");

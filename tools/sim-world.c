@@ -5,17 +5,13 @@
 
 #include <errno.h>
 #include <glib-unix.h>
-#include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 
 #define FAKE_CONTROL_NAME "org.proxd.FakeBluez"
 #define MANAGER_PATH "/org/proxd"
 #define MANAGER_IFACE "org.proxd.Manager1"
 #define START_TIMEOUT_MS 20000
-#define EXIT_TIMEOUT_MS 10000
-#define KILL_TIMEOUT_MS 3000
 
 /* ---- finding the programs ---- */
 
@@ -91,20 +87,17 @@ static SimProcess *unexpected_exit(SimWorld *world)
     return NULL;
 }
 
-gboolean sim_world_wait(SimWorld *world, SimCondition cond, gpointer user_data, guint timeout_ms,
-                        const char *what, GError **error)
+/* A wait of the world ends early on SIGINT/SIGTERM or when a child exits unexpectedly. */
+static gboolean world_broken(gpointer p)
 {
-    gboolean timed_out = FALSE;
-    guint id = g_timeout_add(timeout_ms, on_wait_timeout, &timed_out);
-    SimProcess *died = NULL;
-    gboolean ok;
-    while (!(ok = cond(user_data)) && !timed_out && !world->interrupted &&
-           (died = unexpected_exit(world)) == NULL)
-        g_main_context_iteration(NULL, TRUE);
-    if (!timed_out)
-        g_source_remove(id);
-    if (ok)
-        return TRUE;
+    SimWorld *world = p;
+    return world->interrupted || unexpected_exit(world) != NULL;
+}
+
+/* Why a wait of the world failed. */
+static gboolean wait_failed(SimWorld *world, guint timeout_ms, const char *what, GError **error)
+{
+    SimProcess *died = unexpected_exit(world);
     if (world->interrupted) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "interrupted while %s", what);
     } else if (died != NULL) {
@@ -117,6 +110,13 @@ gboolean sim_world_wait(SimWorld *world, SimCondition cond, gpointer user_data, 
                     what);
     }
     return FALSE;
+}
+
+gboolean sim_world_wait(SimWorld *world, SimCondition cond, gpointer user_data, guint timeout_ms,
+                        const char *what, GError **error)
+{
+    return sim_launch_wait(cond, user_data, world_broken, world, timeout_ms) ||
+           wait_failed(world, timeout_ms, what, error);
 }
 
 typedef struct {
@@ -176,20 +176,27 @@ gboolean sim_world_wait_sim_time(SimWorld *world, double sim_time, GError **erro
 
 /* ---- processes ---- */
 
-static void child_setup(gpointer user_data)
-{
-    /* If prox-sim dies, however it dies, its world goes with it. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
 static void on_process_exited(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     SimProcess *p = user_data;
     GSubprocess *sp = G_SUBPROCESS(source);
     g_subprocess_wait_finish(sp, result, NULL);
     p->exited = TRUE;
-    p->status = g_subprocess_get_if_exited(sp) ? g_subprocess_get_exit_status(sp)
-                                               : 128 + g_subprocess_get_term_sig(sp);
+    p->status = sim_launch_status(sp);
+}
+
+/* A child of the world (`log_path` and `sp` taken), watched until it exits. sim_world_free()
+ * stops the children in reverse order: the bus goes `first` in the list, to be stopped last. */
+static SimProcess *process_add(SimWorld *world, const char *name, char *log_path, GSubprocess *sp,
+                               gboolean first)
+{
+    SimProcess *p = g_new0(SimProcess, 1);
+    p->name = g_strdup(name);
+    p->log_path = log_path;
+    p->process = sp;
+    g_ptr_array_insert(world->processes, first ? 0 : -1, p);
+    g_subprocess_wait_async(sp, NULL, on_process_exited, p);
+    return p;
 }
 
 static void process_free(SimProcess *p)
@@ -202,37 +209,22 @@ static void process_free(SimProcess *p)
 }
 
 static GSubprocessLauncher *launcher_new(SimWorld *world, GSubprocessFlags flags,
-                                         const char *env_clock)
+                                         const char *env_clock, const char *log_path)
 {
-    GSubprocessLauncher *l = g_subprocess_launcher_new(flags);
-    if (world->bus_address != NULL)
-        g_subprocess_launcher_setenv(l, "DBUS_SESSION_BUS_ADDRESS", world->bus_address, TRUE);
-    g_subprocess_launcher_setenv(l, "PROX_SIM_CLOCK",
-                                 env_clock != NULL ? env_clock : world->clock_spec, TRUE);
-    g_subprocess_launcher_setenv(l, "TZ", "UTC", TRUE);
-    /* The world's proxd are told their name and bus explicitly. */
-    g_subprocess_launcher_unsetenv(l, "PROXD_BUS_NAME");
-    g_subprocess_launcher_unsetenv(l, "PROXD_BUS");
-    g_subprocess_launcher_set_child_setup(l, child_setup, NULL, NULL);
-    return l;
+    return sim_launch_launcher(flags, world->bus_address,
+                               env_clock != NULL ? env_clock : world->clock_spec, log_path);
 }
 
 SimProcess *sim_world_spawn(SimWorld *world, const char *name, const char *env_clock,
                             const char *const *argv, GError **error)
 {
-    g_autoptr(GSubprocessLauncher) l =
-        launcher_new(world, G_SUBPROCESS_FLAGS_STDERR_MERGE, env_clock);
     g_autofree char *log_path = g_strdup_printf("%s/%s.log", world->log_dir, name);
-    g_subprocess_launcher_set_stdout_file_path(l, log_path);
+    g_autoptr(GSubprocessLauncher) l =
+        launcher_new(world, G_SUBPROCESS_FLAGS_NONE, env_clock, log_path);
     GSubprocess *sp = g_subprocess_launcher_spawnv(l, argv, error);
     if (sp == NULL)
         return NULL;
-    SimProcess *p = g_new0(SimProcess, 1);
-    p->name = g_strdup(name);
-    p->log_path = g_steal_pointer(&log_path);
-    p->process = sp;
-    g_ptr_array_add(world->processes, p);
-    g_subprocess_wait_async(sp, NULL, on_process_exited, p);
+    SimProcess *p = process_add(world, name, g_steal_pointer(&log_path), sp, FALSE);
     if (world->verbose) {
         g_autofree char *cmd = g_strjoinv(" ", (char **)argv);
         g_printerr("prox-sim: started %s: %s\n", name, cmd);
@@ -244,7 +236,7 @@ gboolean sim_world_run(SimWorld *world, const char *env_clock, const char *const
                        GError **error)
 {
     g_autoptr(GSubprocessLauncher) l = launcher_new(
-        world, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, env_clock);
+        world, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, env_clock, NULL);
     g_autoptr(GSubprocess) sp = g_subprocess_launcher_spawnv(l, argv, error);
     if (sp == NULL)
         return FALSE;
@@ -266,45 +258,23 @@ gboolean sim_world_run(SimWorld *world, const char *env_clock, const char *const
     return TRUE;
 }
 
-static void wait_exit(SimProcess *p, guint timeout_ms)
-{
-    gboolean timed_out = FALSE;
-    guint id = g_timeout_add(timeout_ms, on_wait_timeout, &timed_out);
-    while (!p->exited && !timed_out)
-        g_main_context_iteration(NULL, TRUE);
-    if (!timed_out)
-        g_source_remove(id);
-}
-
 void sim_world_terminate(SimWorld *world, SimProcess *p)
 {
     if (p == NULL || p->exited)
         return;
-    /* Once only: a daemon that is already shutting down must not get a second one. */
-    if (!p->stopping) {
-        p->stopping = TRUE;
-        g_subprocess_send_signal(p->process, SIGTERM);
-    }
-    wait_exit(p, EXIT_TIMEOUT_MS);
-    if (!p->exited) {
-        g_printerr("prox-sim: %s did not exit on SIGTERM, killing it\n", p->name);
-        g_subprocess_force_exit(p->process);
-        wait_exit(p, KILL_TIMEOUT_MS);
-    }
+    /* Once only: a daemon that is already shutting down must not get a second SIGTERM. */
+    gboolean signalled = p->stopping;
+    p->stopping = TRUE;
+    sim_launch_stop(p->process, p->name, signalled);
+    /* It has exited: its exit callback (which fills in the status) is due. */
+    while (!p->exited)
+        g_main_context_iteration(NULL, TRUE);
 }
 
 char *sim_process_log_tail(const SimProcess *p, guint max_lines)
 {
-    g_autofree char *text = NULL;
-    if (p->log_path == NULL || !g_file_get_contents(p->log_path, &text, NULL, NULL))
-        return g_strdup("(no log)");
-    g_auto(GStrv) lines = g_strsplit(g_strchomp(text), "\n", -1);
-    guint n = g_strv_length(lines);
-    guint from = n > max_lines ? n - max_lines : 0;
-    GString *s = g_string_new(NULL);
-    for (guint i = from; i < n; i++)
-        g_string_append_printf(s, "    %s\n", lines[i]);
-    return g_string_free(s, FALSE);
+    char *tail = sim_launch_log_tail(p->log_path, max_lines, "    ");
+    return tail != NULL ? tail : g_strdup("(no log)");
 }
 
 /* ---- the world ---- */
@@ -368,20 +338,6 @@ void sim_world_free(SimWorld *world)
     g_free(world);
 }
 
-static const char bus_config[] =
-    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
-    " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-    "<busconfig>\n"
-    "  <type>session</type>\n"
-    "  <listen>unix:dir=%s</listen>\n"
-    "  <auth>EXTERNAL</auth>\n"
-    "  <policy context=\"default\">\n"
-    "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-    "    <allow eavesdrop=\"true\"/>\n"
-    "    <allow own=\"*\"/>\n"
-    "  </policy>\n"
-    "</busconfig>\n";
-
 gboolean sim_world_start_bus(SimWorld *world, gint64 sim_start, GError **error)
 {
     /* The whole world shares this clock from here on: scenario time 0 is now. */
@@ -392,69 +348,34 @@ gboolean sim_world_start_bus(SimWorld *world, gint64 sim_start, GError **error)
     g_free(world->clock_spec);
     world->clock_spec = prox_sim_clock_format(&world->clock);
 
-    g_autofree char *conf = g_build_filename(world->dir, "bus.conf", NULL);
-    g_autofree char *text = g_strdup_printf(bus_config, world->dir);
-    if (!g_file_set_contents(conf, text, -1, error))
-        return FALSE;
-    g_autofree char *conf_arg = g_strdup_printf("--config-file=%s", conf);
-    g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                                                 G_SUBPROCESS_FLAGS_STDERR_SILENCE);
-    g_subprocess_launcher_set_child_setup(l, child_setup, NULL, NULL);
-    GSubprocess *sp = g_subprocess_launcher_spawn(l, error, "dbus-daemon", "--nofork",
-                                                  "--print-address=1", conf_arg, NULL);
+    /* A second start (the ending's morning) replaces the stopped bus: drop what is left of
+     * the old one. */
+    if (world->connection != NULL)
+        g_dbus_connection_close_sync(world->connection, NULL, NULL);
+    g_clear_object(&world->connection);
+    g_clear_pointer(&world->bus_address, g_free);
+    sim_world_terminate(world, world->bus);
+    world->bus = NULL;
+
+    g_autofree char *config = sim_launch_bus_config(world->dir);
+    g_autofree char *address = NULL;
+    g_autoptr(GDBusConnection) connection = NULL;
+    GSubprocess *sp = sim_launch_bus(world->dir, config, &address, &connection, error);
     if (sp == NULL)
         return FALSE;
-    SimProcess *p = g_new0(SimProcess, 1);
-    p->name = g_strdup("dbus-daemon");
-    p->process = sp;
-    g_ptr_array_insert(world->processes, 0, p);
-    world->bus = p;
-    g_subprocess_wait_async(sp, NULL, on_process_exited, p);
-
-    g_autoptr(GDataInputStream) out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(sp));
-    world->bus_address = g_data_input_stream_read_line(out, NULL, NULL, error);
-    if (world->bus_address == NULL) {
-        if (error != NULL && *error == NULL)
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "dbus-daemon printed no address");
-        return FALSE;
-    }
-    world->connection =
-        g_dbus_connection_new_for_address_sync(world->bus_address,
-                                               G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                   G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                               NULL, NULL, error);
-    return world->connection != NULL;
+    world->bus = process_add(world, "dbus-daemon", NULL, sp, TRUE);
+    world->bus_address = g_steal_pointer(&address);
+    world->connection = g_steal_pointer(&connection);
+    return TRUE;
 }
 
-typedef struct {
-    gboolean owned;
-} NameWait;
-
-static void on_name_appeared(GDBusConnection *c, const char *name, const char *owner, gpointer p)
+gboolean sim_world_wait_name(SimWorld *world, const char *name, GError **error)
 {
-    ((NameWait *)p)->owned = TRUE;
-}
-
-static void on_name_vanished(GDBusConnection *c, const char *name, gpointer p)
-{
-    ((NameWait *)p)->owned = FALSE;
-}
-
-static gboolean name_owned(gpointer p)
-{
-    return ((NameWait *)p)->owned;
-}
-
-static gboolean wait_name(SimWorld *world, const char *name, GError **error)
-{
-    NameWait w = {FALSE};
-    guint id =
-        g_bus_watch_name_on_connection(world->connection, name, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                       on_name_appeared, on_name_vanished, &w, NULL);
+    if (sim_launch_wait_name(world->connection, name, TRUE, NULL, world_broken, world,
+                             START_TIMEOUT_MS))
+        return TRUE;
     g_autofree char *what = g_strdup_printf("waiting for %s on the bus", name);
-    gboolean ok = sim_world_wait(world, name_owned, &w, START_TIMEOUT_MS, what, error);
-    g_bus_unwatch_name(id);
-    return ok;
+    return wait_failed(world, START_TIMEOUT_MS, what, error);
 }
 
 gboolean sim_world_start_fake(SimWorld *world, const char *scenario_json, guint32 seed,
@@ -474,7 +395,7 @@ gboolean sim_world_start_fake(SimWorld *world, const char *scenario_json, guint3
                           seed_s,
                           NULL};
     world->fake = sim_world_spawn(world, "fake-bluez", NULL, argv, error);
-    return world->fake != NULL && wait_name(world, FAKE_CONTROL_NAME, error);
+    return world->fake != NULL && sim_world_wait_name(world, FAKE_CONTROL_NAME, error);
 }
 
 static gboolean daemon_ready(const SimDaemon *d)
@@ -521,27 +442,17 @@ gboolean sim_world_start_daemons(SimWorld *world, const SimRide *ride, GError **
         g_autofree char *config = g_build_filename(d->state_dir, "proxd.conf", NULL);
         if (!g_file_set_contents(config, "", 0, error))
             return FALSE;
-        g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", d->bus_name);
-        g_autofree char *adapter_arg = g_strdup_printf("--adapter=hci%u", dev->adapter);
-        g_autofree char *state_arg = g_strdup_printf("--state-dir=%s", d->state_dir);
-        g_autofree char *config_arg = g_strdup_printf("--config=%s", config);
-        const char *argv[] = {world->tools->proxd,
-                              "--session",
-                              name_arg,
-                              adapter_arg,
-                              state_arg,
-                              config_arg,
-                              dev->beacon ? "--role=beacon" : "--role=person",
-                              world->verbose ? "--verbose" : NULL,
-                              NULL};
+        g_auto(GStrv) argv =
+            sim_launch_proxd_argv(world->tools->proxd, d->bus_name, dev->adapter, d->state_dir,
+                                  config, dev->beacon ? "beacon" : "person", world->verbose);
         g_autofree char *log_name = g_strdup_printf("proxd-%s", dev->name);
-        d->process = sim_world_spawn(world, log_name, NULL, argv, error);
+        d->process = sim_world_spawn(world, log_name, NULL, (const char *const *)argv, error);
         if (d->process == NULL)
             return FALSE;
     }
     for (guint i = 0; i < world->daemons->len; i++) {
         SimDaemon *d = g_ptr_array_index(world->daemons, i);
-        if (!wait_name(world, d->bus_name, error))
+        if (!sim_world_wait_name(world, d->bus_name, error))
             return FALSE;
         d->proxy =
             g_dbus_proxy_new_sync(world->connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, NULL,

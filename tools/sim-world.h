@@ -13,6 +13,7 @@
 #include <gio/gio.h>
 
 #include "prox-sim-clock.h"
+#include "sim-launch.h"
 #include "sim-scenario.h"
 
 G_BEGIN_DECLS
@@ -76,7 +77,8 @@ SimWorld *sim_world_new(const char *dir, const SimTools *tools, double speed, gb
 void sim_world_free(SimWorld *world);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SimWorld, sim_world_free)
 
-/* A private dbus-daemon; starts the simulated clock at `sim_start` (unix seconds). */
+/* A private dbus-daemon; starts the simulated clock at `sim_start` (unix seconds). Again
+ * after sim_world_stop_radio(), a new bus (and clock) replaces the old one. */
 gboolean sim_world_start_bus(SimWorld *world, gint64 sim_start, GError **error);
 /* fake-bluez playing `scenario_json`, with a truth log; waits for its control name. */
 gboolean sim_world_start_fake(SimWorld *world, const char *scenario_json, guint32 seed,
@@ -111,6 +113,8 @@ gboolean sim_world_wait(SimWorld *world, SimCondition cond, gpointer user_data, 
                         const char *what, GError **error);
 /* Waits until `path` exists. */
 gboolean sim_world_wait_file(SimWorld *world, const char *path, guint timeout_ms, GError **error);
+/* Waits until `name` has an owner on the world's bus. */
+gboolean sim_world_wait_name(SimWorld *world, const char *name, GError **error);
 
 /* The last `max_lines` lines of a child's log, for error messages. */
 char *sim_process_log_tail(const SimProcess *p, guint max_lines);

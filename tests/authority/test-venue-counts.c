@@ -8,6 +8,7 @@
 #include "prox-export.h"
 #include "prox-hex.h"
 #include "prox-venue.h"
+#include "proxd-venues.h"
 
 #include <curl/curl.h>
 #include <json-glib/json-glib.h>
@@ -328,73 +329,39 @@ static void test_count_rate_limit(void)
 
 /* ---- what proxd sends ---- */
 
-/* proxd_venues_count_url() of daemon/proxd-venues.c: the [Report] URL's scheme, host and port
- * with the path /v1/venue-count. */
-static char *proxd_count_url(const char *report_url)
+/* Sends the count of a check-in at `arrived` with proxd's own proxd_venues_share_count_async()
+ * and waits for it. */
+typedef struct {
+    gboolean done;
+    gboolean sent;
+    GError *error;
+} Sent;
+
+static void on_count_sent(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-    g_autoptr(GUri) uri = g_uri_parse(report_url, G_URI_FLAGS_NONE, NULL);
-    g_assert_nonnull(uri);
-    g_autoptr(GUri) count =
-        g_uri_build(G_URI_FLAGS_NONE, g_uri_get_scheme(uri), NULL, g_uri_get_host(uri),
-                    g_uri_get_port(uri), "/v1/venue-count", NULL, NULL);
-    return g_uri_to_string(count);
+    Sent *sent = user_data;
+    sent->sent = g_task_propagate_boolean(G_TASK(res), &sent->error);
+    sent->done = TRUE;
 }
 
-/* proxd_venues_count_body() of daemon/proxd-venues.c, statement for statement. */
-static char *proxd_count_body(const uint8_t location_hash[PROX_LOCATION_HASH_LEN], gint64 hour)
+static void proxd_share_count(const char *url, const uint8_t location_id[PROX_LOCATION_ID_LEN],
+                              gint64 arrived)
 {
-    char hex[2 * PROX_LOCATION_HASH_LEN + 1];
-    for (guint i = 0; i < PROX_LOCATION_HASH_LEN; i++)
-        g_snprintf(hex + 2 * i, 3, "%02x", location_hash[i]);
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "locationHash");
-    json_builder_add_string_value(b, hex);
-    json_builder_set_member_name(b, "hour");
-    json_builder_add_int_value(b, hour - (hour % 3600 + 3600) % 3600);
-    json_builder_end_object(b);
-    g_autoptr(JsonNode) root = json_builder_get_root(b);
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    json_generator_set_root(gen, root);
-    return json_generator_to_data(gen, NULL);
-}
-
-static size_t discard(char *data, size_t size, size_t n, void *user_data)
-{
-    return size * n;
-}
-
-/* count_thread() of daemon/proxd-venues.c: the same libcurl request. Returns the status. */
-static long proxd_post(const char *url, const char *body)
-{
-    CURL *c = curl_easy_init();
-    g_assert_nonnull(c);
-    struct curl_slist *headers = NULL;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
-    return status;
+    Sent sent = {FALSE, FALSE, NULL};
+    proxd_venues_share_count_async(url, location_id, arrived, NULL, on_count_sent, &sent);
+    while (!sent.done)
+        g_main_context_iteration(NULL, TRUE);
+    g_assert_no_error(sent.error);
+    g_assert_true(sent.sent);
 }
 
 static void test_count_from_proxd(Fixture *f, gconstpointer data)
 {
     /* A device configured with the key server's upload URL as its [Report] URL. */
     g_autofree char *report_url = g_strconcat(f->server->url, "/v1/publish", NULL);
-    g_autofree char *url = proxd_count_url(report_url);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *url = proxd_venues_count_url(report_url, &error);
+    g_assert_no_error(error);
     g_assert_cmpstr(url, ==, f->count_url);
 
     uint8_t location_id[PROX_LOCATION_ID_LEN];
@@ -406,10 +373,10 @@ static void test_count_from_proxd(Fixture *f, gconstpointer data)
     const gint64 arrivals[] = {TEST_NOW, CURRENT_HOUR, TEST_NOW - 5 * HOUR - 17,
                                TEST_NOW - 13 * DAY};
     for (size_t i = 0; i < G_N_ELEMENTS(arrivals); i++) {
-        g_autofree char *body = proxd_count_body(hash, arrivals[i]);
+        g_autofree char *body = proxd_venues_count_body(hash, arrivals[i]);
         g_test_message("proxd sends %s", body);
         g_assert_cmpuint(strlen(body), <=, 256);
-        g_assert_cmpint(proxd_post(url, body), ==, 200);
+        proxd_share_count(url, location_id, arrivals[i]);
     }
     g_assert_cmpint(count_of(f, hex, CURRENT_HOUR), ==, 2);
     g_assert_cmpint(count_of(f, hex, CURRENT_HOUR - 5 * HOUR), ==, 1);

@@ -3,16 +3,14 @@
 
 #include "harness.h"
 
-#include <glib/gstdio.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
+
+#include "sim-launch.h"
 
 #define FAKE_CONTROL_NAME "org.proxd.FakeBluez"
 #define FAKE_CONTROL_PATH "/org/proxd/FakeBluez"
 #define FAKE_CONTROL_IFACE "org.proxd.FakeBluez1"
 #define START_TIMEOUT_MS 10000
-#define EXIT_TIMEOUT_MS 10000
 
 static const char *env_or_fail(const char *name)
 {
@@ -32,58 +30,16 @@ char *harness_hex(const guint8 *bytes, gsize len)
 
 /* ---- waiting ---- */
 
-static gboolean on_wait_timeout(gpointer user_data)
-{
-    *(gboolean *)user_data = TRUE;
-    return G_SOURCE_REMOVE;
-}
-
 gboolean harness_wait(HarnessCondition cond, gpointer user_data, guint timeout_ms)
 {
-    gboolean timed_out = FALSE;
-    guint id = g_timeout_add(timeout_ms, on_wait_timeout, &timed_out);
-    gboolean ok;
-    while (!(ok = cond(user_data)) && !timed_out)
-        g_main_context_iteration(NULL, TRUE);
-    if (!timed_out)
-        g_source_remove(id);
-    return ok;
+    return sim_launch_wait(cond, user_data, NULL, NULL, timeout_ms);
 }
 
-typedef struct {
-    gboolean owned;
-    gboolean want_owned;
-    GSubprocess *process; /* fail fast if it exits */
-} NameWait;
-
-static void on_name_appeared(GDBusConnection *c, const char *name, const char *owner, gpointer p)
-{
-    ((NameWait *)p)->owned = TRUE;
-}
-
-static void on_name_vanished(GDBusConnection *c, const char *name, gpointer p)
-{
-    ((NameWait *)p)->owned = FALSE;
-}
-
-static gboolean name_wait_done(gpointer p)
-{
-    NameWait *w = p;
-    if (w->owned == w->want_owned)
-        return TRUE;
-    /* The process that should own the name died. */
-    return w->want_owned && w->process != NULL && g_subprocess_get_identifier(w->process) == NULL;
-}
-
+/* Fails at once when `process` (may be NULL), which should own the name, exits. */
 static gboolean wait_name(Harness *h, const char *name, gboolean owned, GSubprocess *process,
                           guint timeout_ms)
 {
-    NameWait w = {.owned = !owned, .want_owned = owned, .process = process};
-    guint id = g_bus_watch_name_on_connection(h->connection, name, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                              on_name_appeared, on_name_vanished, &w, NULL);
-    gboolean ok = harness_wait(name_wait_done, &w, timeout_ms) && w.owned == owned;
-    g_bus_unwatch_name(id);
-    return ok;
+    return sim_launch_wait_name(h->connection, name, owned, process, NULL, NULL, timeout_ms);
 }
 
 typedef struct {
@@ -150,90 +106,37 @@ void harness_wait_sim_time(Harness *h, double sim_time)
 
 /* ---- processes ---- */
 
-static void child_setup(gpointer user_data)
-{
-    /* If the test program dies (a failed assertion aborts it), take the child along. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
 GSubprocessLauncher *harness_launcher(Harness *h, GSubprocessFlags flags)
 {
-    GSubprocessLauncher *launcher = g_subprocess_launcher_new(flags);
-    g_subprocess_launcher_setenv(launcher, "DBUS_SESSION_BUS_ADDRESS", h->bus_address, TRUE);
-    g_subprocess_launcher_setenv(launcher, "PROX_SIM_CLOCK", h->sim_clock, TRUE);
-    g_subprocess_launcher_setenv(launcher, "TZ", "UTC", TRUE);
-    g_subprocess_launcher_unsetenv(launcher, "PROXD_BUS_NAME");
-    g_subprocess_launcher_unsetenv(launcher, "PROXD_BUS");
-    g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
-    return launcher;
+    return sim_launch_launcher(flags, h->bus_address, h->sim_clock, NULL);
 }
 
 static GSubprocess *spawn(Harness *h, const char *log_path, const char *const *argv)
 {
-    g_autoptr(GSubprocessLauncher) launcher = harness_launcher(h, G_SUBPROCESS_FLAGS_STDERR_MERGE);
+    g_autoptr(GSubprocessLauncher) launcher =
+        sim_launch_launcher(G_SUBPROCESS_FLAGS_NONE, h->bus_address, h->sim_clock, log_path);
     g_autoptr(GError) error = NULL;
     g_subprocess_launcher_setenv(launcher, "G_DEBUG", "fatal-criticals", TRUE);
-    g_subprocess_launcher_set_stdout_file_path(launcher, log_path);
     GSubprocess *p = g_subprocess_launcher_spawnv(launcher, argv, &error);
     g_assert_no_error(error);
     return p;
 }
 
-typedef struct {
-    gboolean done;
-} ExitWait;
-
-static void on_exited(GObject *source, GAsyncResult *result, gpointer user_data)
+/* SIGTERM, wait (SIGKILL after a grace period). Returns the exit status, 128 + the signal
+ * when a signal ended it. */
+static int terminate(GSubprocess *p, const char *name)
 {
-    g_subprocess_wait_finish(G_SUBPROCESS(source), result, NULL);
-    ((ExitWait *)user_data)->done = TRUE;
-}
-
-static gboolean exit_done(gpointer p)
-{
-    return ((ExitWait *)p)->done;
-}
-
-/* SIGTERM, wait (SIGKILL after the timeout). Returns the exit status, -1 if killed. */
-static int terminate(GSubprocess *p)
-{
-    if (p == NULL)
-        return 0;
-    ExitWait w = {FALSE};
-    g_subprocess_wait_async(p, NULL, on_exited, &w);
-    g_subprocess_send_signal(p, SIGTERM);
-    if (!harness_wait(exit_done, &w, EXIT_TIMEOUT_MS)) {
-        g_subprocess_force_exit(p);
-        harness_wait(exit_done, &w, EXIT_TIMEOUT_MS);
-        return -1;
-    }
-    if (!g_subprocess_get_if_exited(p))
-        return -1;
-    return g_subprocess_get_exit_status(p);
+    return p != NULL ? sim_launch_stop(p, name, FALSE) : 0;
 }
 
 static void print_log(const char *title, const char *path)
 {
-    g_autofree char *text = NULL;
-    if (path != NULL && g_file_get_contents(path, &text, NULL, NULL))
+    g_autofree char *text = sim_launch_log_tail(path, G_MAXUINT, "");
+    if (text != NULL)
         g_printerr("---- %s (%s) ----\n%s\n", title, path, text);
 }
 
 /* ---- harness ---- */
-
-static const char bus_config[] =
-    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
-    " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-    "<busconfig>\n"
-    "  <type>session</type>\n"
-    "  <listen>unix:dir=%s</listen>\n"
-    "  <auth>EXTERNAL</auth>\n"
-    "  <policy context=\"default\">\n"
-    "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-    "    <allow eavesdrop=\"true\"/>\n"
-    "    <allow own=\"*\"/>\n"
-    "  </policy>\n"
-    "</busconfig>\n";
 
 static void daemon_free(HarnessDaemon *d);
 
@@ -263,26 +166,8 @@ Harness *harness_new_at(const char *scenario, double speed, gint64 sim_start)
 
     /* A private bus (not GTestDBus: its watcher process outlives a failed test and keeps
      * meson's output pipe open). Anything goes on it, like on a session bus. */
-    g_autofree char *conf = g_build_filename(h->dir, "bus.conf", NULL);
-    g_autofree char *conf_text = g_strdup_printf(bus_config, h->dir);
-    g_autofree char *conf_arg = g_strdup_printf("--config-file=%s", conf);
-    g_file_set_contents(conf, conf_text, -1, &error);
-    g_assert_no_error(error);
-    g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
-        G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
-    g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
-    h->bus = g_subprocess_launcher_spawn(launcher, &error, "dbus-daemon", "--nofork",
-                                         "--print-address=1", conf_arg, NULL);
-    g_assert_no_error(error);
-    g_autoptr(GDataInputStream) out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(h->bus));
-    h->bus_address = g_data_input_stream_read_line(out, NULL, NULL, &error);
-    g_assert_no_error(error);
-    g_assert_nonnull(h->bus_address);
-    h->connection =
-        g_dbus_connection_new_for_address_sync(h->bus_address,
-                                               G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                   G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                               NULL, NULL, &error);
+    g_autofree char *config = sim_launch_bus_config(h->dir);
+    h->bus = sim_launch_bus(h->dir, config, &h->bus_address, &h->connection, &error);
     g_assert_no_error(error);
     return h;
 }
@@ -326,7 +211,7 @@ void harness_start_fake_args(Harness *h, const char *const *extra_args)
 
 void harness_stop_fake(Harness *h)
 {
-    int status = terminate(h->fake);
+    int status = terminate(h->fake, "fake-bluez");
     g_clear_object(&h->fake);
     g_assert_cmpint(status, ==, 0);
     g_assert_true(wait_name(h, "org.bluez", FALSE, NULL, START_TIMEOUT_MS));
@@ -358,21 +243,9 @@ HarnessDaemon *harness_start_proxd(Harness *h, const char *name, guint adapter, 
     g_file_set_contents(d->config_path, config != NULL ? config : "", -1, &error);
     g_assert_no_error(error);
 
-    g_autofree char *adapter_arg = g_strdup_printf("--adapter=hci%u", adapter);
-    g_autofree char *role_arg = role != NULL ? g_strdup_printf("--role=%s", role) : NULL;
-    g_autofree char *state_arg = g_strdup_printf("--state-dir=%s", d->state_dir);
-    g_autofree char *config_arg = g_strdup_printf("--config=%s", d->config_path);
-    g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", d->bus_name);
-    const char *argv[] = {env_or_fail("PROXD"),
-                          "--session",
-                          "--verbose",
-                          name_arg,
-                          adapter_arg,
-                          state_arg,
-                          config_arg,
-                          role_arg /* may be NULL: last */,
-                          NULL};
-    d->process = spawn(h, d->log_path, argv);
+    g_auto(GStrv) argv = sim_launch_proxd_argv(env_or_fail("PROXD"), d->bus_name, adapter,
+                                               d->state_dir, d->config_path, role, TRUE);
+    d->process = spawn(h, d->log_path, (const char *const *)argv);
     if (!wait_name(h, d->bus_name, TRUE, d->process, START_TIMEOUT_MS)) {
         print_log(d->name, d->log_path);
         g_error("proxd %s did not come up", name);
@@ -394,7 +267,7 @@ void harness_stop_proxd(HarnessDaemon *d)
 {
     if (d->process == NULL)
         return;
-    int status = terminate(d->process);
+    int status = terminate(d->process, d->name);
     g_clear_object(&d->process);
     if (status != 0)
         print_log(d->name, d->log_path);
@@ -415,16 +288,7 @@ static void daemon_free(HarnessDaemon *d)
 
 void harness_remove_tree(const char *path)
 {
-    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-    const char *name;
-    while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-        g_autofree char *child = g_build_filename(path, name, NULL);
-        if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-            harness_remove_tree(child);
-        else
-            g_unlink(child);
-    }
-    g_rmdir(path);
+    sim_launch_remove_tree(path);
 }
 
 void harness_free(Harness *h)
@@ -434,12 +298,12 @@ void harness_free(Harness *h)
     gboolean failed = g_test_failed();
     for (guint i = 0; i < h->daemons->len; i++) {
         HarnessDaemon *d = g_ptr_array_index(h->daemons, i);
-        if (d->process != NULL && terminate(d->process) != 0)
+        if (d->process != NULL && terminate(d->process, d->name) != 0)
             failed = TRUE;
         g_clear_object(&d->process);
     }
     if (h->fake != NULL)
-        terminate(h->fake);
+        terminate(h->fake, "fake-bluez");
     g_clear_object(&h->fake);
     if (failed) {
         for (guint i = 0; i < h->daemons->len; i++) {
@@ -454,7 +318,7 @@ void harness_free(Harness *h)
     g_ptr_array_free(h->daemons, TRUE);
     g_dbus_connection_close_sync(h->connection, NULL, NULL);
     g_clear_object(&h->connection);
-    terminate(h->bus);
+    terminate(h->bus, "dbus-daemon");
     g_clear_object(&h->bus);
     g_free(h->bus_address);
     if (!failed)
