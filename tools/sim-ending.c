@@ -135,25 +135,6 @@ static void on_manager_signal(GDBusProxy *proxy, const char *sender, const char 
     }
 }
 
-typedef struct {
-    gboolean owned;
-} NameWait;
-
-static void on_name_appeared(GDBusConnection *c, const char *name, const char *owner, gpointer p)
-{
-    ((NameWait *)p)->owned = TRUE;
-}
-
-static void on_name_vanished(GDBusConnection *c, const char *name, gpointer p)
-{
-    ((NameWait *)p)->owned = FALSE;
-}
-
-static gboolean name_owned(gpointer p)
-{
-    return ((NameWait *)p)->owned;
-}
-
 /* The ride's bus and radio are gone: a fresh bus with the world's clock restarted at
  * `morning`, and every device's proxd started again on its store, with the key server and
  * the published lists configured. There is no radio this morning (no fake-bluez): the
@@ -162,8 +143,6 @@ static gboolean restart_daemons(SimWorld *world, gint64 morning, const char *upl
                                 const char *index_url, const char *pub, GArray *devices,
                                 GError **error)
 {
-    /* sim_world_stop_radio() keeps the old bus address; start_bus() sets a new one. */
-    g_clear_pointer(&world->bus_address, g_free);
     if (!sim_world_start_bus(world, morning, error))
         return FALSE;
     for (guint i = 0; i < devices->len; i++) {
@@ -178,36 +157,19 @@ static gboolean restart_daemons(SimWorld *world, gint64 morning, const char *upl
         g_autofree char *config = g_build_filename(d->state_dir, "proxd-morning.conf", NULL);
         if (!g_file_set_contents(config, text, -1, error))
             return FALSE;
-        g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", d->bus_name);
-        g_autofree char *adapter_arg = g_strdup_printf("--adapter=hci%u", d->device->adapter);
-        g_autofree char *state_arg = g_strdup_printf("--state-dir=%s", d->state_dir);
-        g_autofree char *config_arg = g_strdup_printf("--config=%s", config);
-        const char *argv[] = {world->tools->proxd,
-                              "--session",
-                              name_arg,
-                              adapter_arg,
-                              state_arg,
-                              config_arg,
-                              d->device->beacon ? "--role=beacon" : "--role=person",
-                              world->verbose ? "--verbose" : NULL,
-                              NULL};
+        g_auto(GStrv) argv = sim_launch_proxd_argv(
+            world->tools->proxd, d->bus_name, d->device->adapter, d->state_dir, config,
+            d->device->beacon ? "beacon" : "person", world->verbose);
         g_autofree char *log_name = g_strdup_printf("proxd-%s-morning", d->device->name);
         /* The new process replaces the ride's (both stay owned by the world). */
-        d->process = sim_world_spawn(world, log_name, NULL, argv, error);
+        d->process = sim_world_spawn(world, log_name, NULL, (const char *const *)argv, error);
         if (d->process == NULL)
             return FALSE;
     }
     for (guint i = 0; i < devices->len; i++) {
         Device *dev = &g_array_index(devices, Device, i);
         SimDaemon *d = dev->daemon;
-        NameWait w = {FALSE};
-        guint id = g_bus_watch_name_on_connection(world->connection, d->bus_name,
-                                                  G_BUS_NAME_WATCHER_FLAGS_NONE, on_name_appeared,
-                                                  on_name_vanished, &w, NULL);
-        g_autofree char *what = g_strdup_printf("waiting for %s on the bus", d->bus_name);
-        gboolean ok = sim_world_wait(world, name_owned, &w, START_TIMEOUT_MS, what, error);
-        g_bus_unwatch_name(id);
-        if (!ok)
+        if (!sim_world_wait_name(world, d->bus_name, error))
             return FALSE;
         d->proxy =
             g_dbus_proxy_new_sync(world->connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, NULL,
@@ -879,7 +841,8 @@ static gboolean print_vehicle_results(SimWorld *world, const SimRide *ride, GArr
             "  never heard her phone; riders near the threshold may or may not ('either'). lan\n"
             "  rode from the first stop to the last, so nobody boarded after she left; a rider\n"
             "  of the bus's next trip hears it outside the window and gets nothing (the venues\n"
-            "  test checks that). lan's phone heard the bus too and matches its own window.\n",
+            "  test checks that). lan's phone heard the bus too, but it knows she reported:\n"
+            "  her own ride coming back is no alert.\n",
             VENUE_MIN_MINUTES);
     return TRUE;
 }
