@@ -45,3 +45,14 @@ struct curl_slist *proxd_http_setup_json_post(CURL *c, const char *url, const ch
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     return headers;
 }
+
+CURLcode proxd_http_perform(CURL *c, struct curl_slist *headers, long *status)
+{
+    CURLcode rc = curl_easy_perform(c);
+    *status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(headers);
+    return rc;
+}

@@ -26,4 +26,8 @@ gboolean proxd_http_host_is_loopback(const char *host);
 struct curl_slist *proxd_http_setup_json_post(CURL *c, const char *url, const char *body, gsize len,
                                               guint connect_timeout, guint timeout, char *errbuf);
 
+/* Runs the transfer set up on C, then frees C and HEADERS (from
+ * proxd_http_setup_json_post()). STATUS gets the HTTP status, 0 when the transfer failed. */
+CURLcode proxd_http_perform(CURL *c, struct curl_slist *headers, long *status);
+
 G_END_DECLS

@@ -503,12 +503,8 @@ gboolean proxd_report_send(const ProxdReport *report, const char *code,
 
     g_info("sending a report of %u keys and %u check-ins to %s", report->teks->len,
            proxd_report_get_n_selected_checkins(report), options->url);
-    CURLcode rc = curl_easy_perform(c);
     long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
+    CURLcode rc = proxd_http_perform(c, headers, &status);
 
     gboolean ok = FALSE;
     g_autoptr(GError) local = NULL;

@@ -297,12 +297,8 @@ static void count_thread(GTask *task, gpointer source, gpointer task_data,
     struct curl_slist *headers =
         proxd_http_setup_json_post(c, d->url, d->body, strlen(d->body), 0, COUNT_TIMEOUT, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
-    CURLcode rc = curl_easy_perform(c);
     long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
+    CURLcode rc = proxd_http_perform(c, headers, &status);
     if (rc != CURLE_OK)
         g_task_return_new_error(task, G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
                                 errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
