@@ -780,6 +780,8 @@ static gboolean own_bus_connect(BluezScanner *self, GError **error)
     }
     if (!send_all(socket, (const guint8 *)"BEGIN\r\n", 7, error))
         return FALSE;
+    /* A timeout would also end the readable source (and all I/O) after a quiet spell. */
+    g_socket_set_timeout(socket, 0);
     self->own_socket = g_steal_pointer(&socket);
     g_autoptr(GDBusMessage) hello = g_dbus_message_new_method_call(
         "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello");

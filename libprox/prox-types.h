@@ -130,11 +130,11 @@ typedef enum {
 /* A published warning (export field 100). */
 typedef struct {
     ProxVenueWarningKind kind;
-    ProxTek beacon_tek;                                 /* SAME_VEHICLE */
-    uint8_t location_hash[PROX_LOCATION_HASH_LEN];      /* VENUE */
-    gint64 start;                                       /* unix seconds, start < end */
-    gint64 end;                                         /* end - start <= 24 h */
-    int32_t transmission_risk_level;                    /* 1..8 */
+    ProxTek beacon_tek;                            /* SAME_VEHICLE */
+    uint8_t location_hash[PROX_LOCATION_HASH_LEN]; /* VENUE */
+    gint64 start;                                  /* unix seconds, start < end */
+    gint64 end;                                    /* end - start <= 24 h */
+    int32_t transmission_risk_level;               /* 1..8 */
 } ProxVenueWarning;
 
 /* A local QR check-in: only the location id and times (docs/venues.md §3). */

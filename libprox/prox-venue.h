@@ -15,7 +15,7 @@ G_BEGIN_DECLS
  * of a serialized SignedVenue. */
 #define PROX_VENUE_URL_PREFIX "proxd://checkin/v1/"
 #define PROX_VENUE_SEED_LEN 16
-#define PROX_VENUE_NAME_MAX 64     /* bytes of UTF-8 */
+#define PROX_VENUE_NAME_MAX 64 /* bytes of UTF-8 */
 #define PROX_VENUE_ADDRESS_MAX 96
 #define PROX_VENUE_STAY_MIN_MINUTES 5
 #define PROX_VENUE_STAY_MAX_MINUTES 1440

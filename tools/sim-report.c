@@ -255,10 +255,11 @@ gboolean sim_report_ride(SimWorld *world, const SimRide *ride, GHashTable *truth
         guint expected = d->device->beacon ? (guint)(ride->end * 3 / 4 / BEACON_SCAN_SECONDS)
                                            : (guint)(ride->end / PERSON_SCAN_MAX_SECONDS) - 1;
         if (n_scans < expected) {
-            g_print("    CHECK FAILED: %s made %u full scans where at least %u were due: the daemons\n"
-                    "    fell behind the simulated clock; this machine is too busy for this\n"
-                    "    --speed (try a lower one)\n",
-                    d->device->name, n_scans, expected);
+            g_print(
+                "    CHECK FAILED: %s made %u full scans where at least %u were due: the daemons\n"
+                "    fell behind the simulated clock; this machine is too busy for this\n"
+                "    --speed (try a lower one)\n",
+                d->device->name, n_scans, expected);
             *plausible = FALSE;
         }
         if (d->device->beacon) {
