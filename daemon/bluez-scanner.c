@@ -33,8 +33,8 @@
 #define BATCH_COMMIT_SIZE 4096
 /* If the store keeps failing, stop growing the batch here (new RPIs are dropped). */
 #define BATCH_MAX_SIZE 200000
-/* Device1 signals wait this long (real time) in the inbox so the main loop wakes once per
- * batch rather than once per advertisement. */
+/* Device1 signals are handled in batches, this long (real time) after the first of a batch
+ * arrived: the main loop wakes once per batch rather than once per advertisement. */
 #define DRAIN_MS 100
 /* Reports waiting beyond this are dropped: the main loop is stuck (e.g. a slow disk) and
  * memory must not grow with the radio's report rate. */
