@@ -3,15 +3,12 @@
 
 #include "bluez-scanner.h"
 
-#include <gio/gunixsocketaddress.h>
-#include <string.h>
-#include <unistd.h>
+#include "bluez-device-signals.h"
 
 #include "prox-keys.h"
 #include "prox-payload.h"
 
 #define DEVICE_IFACE "org.bluez.Device1"
-#define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
 #define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
 /* Device1 objects remembered (properties of the adapter's devices); BlueZ removes them 30 s
  * after they were last seen, so this is only reached if removals were lost. */
@@ -33,256 +30,6 @@
 #define BATCH_COMMIT_SIZE 4096
 /* If the store keeps failing, stop growing the batch here (new RPIs are dropped). */
 #define BATCH_MAX_SIZE 200000
-/* Device1 signals are handled in batches, this long (real time) after the first of a batch
- * arrived: the main loop wakes once per batch rather than once per advertisement. */
-#define DRAIN_MS 100
-/* Reports waiting beyond this are dropped: the main loop is stuck (e.g. a slow disk) and
- * memory must not grow with the radio's report rate. */
-#define MAX_PENDING 100000
-/* Our own connection for Device1 signals: handshake timeout, and how much one batch reads
- * (in chunks of OWN_BUS_CHUNK) before handling it. */
-#define OWN_BUS_TIMEOUT_SECONDS 5
-#define OWN_BUS_CHUNK 65536
-#define OWN_BUS_MAX_READ (4 * 1024 * 1024)
-/* PropertiesChanged invalidated these. */
-#define INVALID_SERVICE_DATA 1u
-#define INVALID_RSSI 2u
-
-/* ---- the inbox: Device1 signals taken off the bus in GDBus's worker thread ---- */
-
-typedef enum {
-    PENDING_CHANGED, /* PropertiesChanged of Device1 */
-    PENDING_ADDED,   /* InterfacesAdded with Device1 */
-    PENDING_REMOVED, /* InterfacesRemoved with Device1 */
-} PendingKind;
-
-/* When a report arrived: its time, and the inbox epoch (which scan instance it belongs
- * to). */
-typedef struct {
-    gint64 time;
-    guint epoch;
-} Arrival;
-
-typedef struct {
-    PendingKind kind;
-    guint invalidated; /* INVALID_* (CHANGED) */
-    Arrival arrival;
-    char *path;           /* the Device1 object */
-    GVariant *properties; /* a{sv}: what changed (CHANGED), Device1's (ADDED) */
-} Pending;
-
-static void pending_clear(gpointer p)
-{
-    Pending *pending = p;
-    g_free(pending->path);
-    g_clear_pointer(&pending->properties, g_variant_unref);
-}
-
-/* Shared by the filter (worker thread) and the scanner (main thread); refcounted because
- * GDBus may still run the filter after g_dbus_connection_remove_filter(). */
-typedef struct {
-    gatomicrefcount refs;
-    GMainContext *context; /* the scanner's, where batches are handled */
-    ProxdClock *clock;
-    BluezScanner *scanner; /* main thread only; NULL once the scanner is gone */
-
-    GMutex lock; /* for everything below */
-    char *owner; /* bluetoothd's unique name; NULL: take nothing */
-    char *path;  /* the adapter whose devices we take */
-    gsize path_len;
-    guint epoch;     /* bumped (by the main thread) when a scan instance closes */
-    GArray *pending; /* Pending, in arrival order */
-    gboolean drain_scheduled;
-    guint64 overflow;
-} Inbox;
-
-static Inbox *inbox_new(ProxdClock *clock)
-{
-    Inbox *inbox = g_new0(Inbox, 1);
-    g_atomic_ref_count_init(&inbox->refs);
-    inbox->context = g_main_context_ref_thread_default();
-    inbox->clock = g_object_ref(clock);
-    g_mutex_init(&inbox->lock);
-    inbox->pending = g_array_new(FALSE, FALSE, sizeof(Pending));
-    g_array_set_clear_func(inbox->pending, pending_clear);
-    return inbox;
-}
-
-static Inbox *inbox_ref(Inbox *inbox)
-{
-    g_atomic_ref_count_inc(&inbox->refs);
-    return inbox;
-}
-
-static void inbox_unref(gpointer p)
-{
-    Inbox *inbox = p;
-    if (!g_atomic_ref_count_dec(&inbox->refs))
-        return;
-    g_array_unref(inbox->pending);
-    g_mutex_clear(&inbox->lock);
-    g_free(inbox->owner);
-    g_free(inbox->path);
-    g_object_unref(inbox->clock);
-    g_main_context_unref(inbox->context);
-    g_free(inbox);
-}
-
-/* Main thread: take the devices of the adapter at `path` from `owner` from now on (NULL:
- * none). */
-static void inbox_follow(Inbox *inbox, const char *owner, const char *path)
-{
-    g_mutex_lock(&inbox->lock);
-    g_free(inbox->owner);
-    g_free(inbox->path);
-    inbox->owner = owner != NULL && path != NULL ? g_strdup(owner) : NULL;
-    inbox->path = inbox->owner != NULL ? g_strdup(path) : NULL;
-    inbox->path_len = inbox->path != NULL ? strlen(inbox->path) : 0;
-    g_mutex_unlock(&inbox->lock);
-}
-
-/* INVALID_* for an `as` of invalidated properties. */
-static guint invalidated_flags(GVariant *invalidated)
-{
-    guint flags = 0;
-    GVariantIter iter;
-    const char *name;
-    g_variant_iter_init(&iter, invalidated);
-    while (g_variant_iter_next(&iter, "&s", &name)) {
-        if (g_str_equal(name, "ServiceData"))
-            flags |= INVALID_SERVICE_DATA;
-        else if (g_str_equal(name, "RSSI"))
-            flags |= INVALID_RSSI;
-    }
-    return flags;
-}
-
-static gboolean strv_variant_contains(GVariant *strv, const char *str)
-{
-    GVariantIter iter;
-    const char *s;
-    g_variant_iter_init(&iter, strv);
-    while (g_variant_iter_next(&iter, "&s", &s))
-        if (g_str_equal(s, str))
-            return TRUE;
-    return FALSE;
-}
-
-static gboolean on_inbox_drain(gpointer user_data);
-
-/* Recognises a Device1 signal as the scanner's subscriptions would (PropertiesChanged,
- * InterfacesAdded, InterfacesRemoved), into `p` and its object path; FALSE for anything
- * else. */
-static gboolean parse_device_signal(GDBusMessage *message, Pending *p, const char **path)
-{
-    const char *interface = g_dbus_message_get_interface(message);
-    const char *member = g_dbus_message_get_member(message);
-    GVariant *body = g_dbus_message_get_body(message);
-    if (interface == NULL || member == NULL || body == NULL)
-        return FALSE;
-
-    if (g_str_equal(member, "PropertiesChanged") && g_str_equal(interface, PROPERTIES_IFACE)) {
-        if (!g_variant_is_of_type(body, G_VARIANT_TYPE("(sa{sv}as)")))
-            return FALSE;
-        const char *iface;
-        g_autoptr(GVariant) invalidated = NULL;
-        g_variant_get(body, "(&s@a{sv}@as)", &iface, &p->properties, &invalidated);
-        if (!g_str_equal(iface, DEVICE_IFACE)) {
-            g_clear_pointer(&p->properties, g_variant_unref);
-            return FALSE;
-        }
-        p->kind = PENDING_CHANGED;
-        p->invalidated = invalidated_flags(invalidated);
-        *path = g_dbus_message_get_path(message);
-        return *path != NULL;
-    }
-    if (!g_str_equal(interface, OBJECT_MANAGER_IFACE) ||
-        g_strcmp0(g_dbus_message_get_path(message), "/") != 0)
-        return FALSE;
-    if (g_str_equal(member, "InterfacesAdded") &&
-        g_variant_is_of_type(body, G_VARIANT_TYPE("(oa{sa{sv}})"))) {
-        g_autoptr(GVariant) interfaces = NULL;
-        g_variant_get(body, "(&o@a{sa{sv}})", path, &interfaces);
-        /* The adapter watch follows Adapter1 and LEAdvertisingManager1 objects through the
-         * same signal: never take one that announces those. */
-        g_autoptr(GVariant) adapter =
-            g_variant_lookup_value(interfaces, "org.bluez.Adapter1", NULL);
-        g_autoptr(GVariant) manager =
-            g_variant_lookup_value(interfaces, "org.bluez.LEAdvertisingManager1", NULL);
-        if (adapter != NULL || manager != NULL)
-            return FALSE;
-        p->properties = g_variant_lookup_value(interfaces, DEVICE_IFACE, G_VARIANT_TYPE("a{sv}"));
-        p->kind = PENDING_ADDED;
-        return p->properties != NULL;
-    }
-    if (g_str_equal(member, "InterfacesRemoved") &&
-        g_variant_is_of_type(body, G_VARIANT_TYPE("(oas)"))) {
-        g_autoptr(GVariant) interfaces = NULL;
-        g_variant_get(body, "(&o@as)", path, &interfaces);
-        if (strv_variant_contains(interfaces, "org.bluez.Adapter1") ||
-            strv_variant_contains(interfaces, "org.bluez.LEAdvertisingManager1"))
-            return FALSE;
-        p->kind = PENDING_REMOVED;
-        return strv_variant_contains(interfaces, DEVICE_IFACE);
-    }
-    return FALSE;
-}
-
-/* GDBus worker thread, for every message proxd receives. The scanner is the only consumer
- * of Device1 signals on this connection (the adapter watch's subscriptions are for
- * Adapter1 and LEAdvertisingManager1, and the watch's proxies do not connect signals), so
- * the ones it takes are dropped: GLib then neither queues an idle source per signal nor
- * wakes the main loop. Anything it does not take (another sender, another adapter, while
- * not following one) goes through GDBus's dispatch to the same handlers as before. */
-static GDBusMessage *inbox_filter(GDBusConnection *connection, GDBusMessage *message,
-                                  gboolean incoming, gpointer user_data)
-{
-    Inbox *inbox = user_data;
-    if (!incoming || g_dbus_message_get_message_type(message) != G_DBUS_MESSAGE_TYPE_SIGNAL)
-        return message;
-    const char *sender = g_dbus_message_get_sender(message);
-    const char *path = NULL;
-    Pending p = {0};
-    if (sender == NULL || !parse_device_signal(message, &p, &path)) {
-        pending_clear(&p);
-        return message;
-    }
-
-    g_mutex_lock(&inbox->lock);
-    /* Only bluetoothd's own signals: a unicast signal from another client must not make up
-     * sightings. */
-    gboolean ours = inbox->owner != NULL && g_str_equal(sender, inbox->owner) &&
-                    strncmp(path, inbox->path, inbox->path_len) == 0 &&
-                    path[inbox->path_len] == '/';
-    if (!ours) {
-        g_mutex_unlock(&inbox->lock);
-        pending_clear(&p);
-        return message;
-    }
-    gboolean schedule = FALSE;
-    if (p.kind == PENDING_CHANGED && inbox->pending->len >= MAX_PENDING) {
-        inbox->overflow++;
-        pending_clear(&p);
-    } else {
-        p.path = g_strdup(path);
-        p.arrival.time = proxd_clock_now(inbox->clock);
-        p.arrival.epoch = inbox->epoch;
-        g_array_append_val(inbox->pending, p);
-        schedule = !inbox->drain_scheduled;
-        inbox->drain_scheduled = TRUE;
-    }
-    g_mutex_unlock(&inbox->lock);
-
-    if (schedule) {
-        GSource *source = g_timeout_source_new(DRAIN_MS);
-        g_source_set_static_name(source, "proxd-scanner-inbox");
-        g_source_set_callback(source, on_inbox_drain, inbox_ref(inbox), inbox_unref);
-        g_source_attach(source, inbox->context);
-        g_source_unref(source);
-    }
-    g_object_unref(message);
-    return NULL;
-}
 
 typedef enum {
     SESSION_NONE,
@@ -302,29 +49,13 @@ struct _BluezScanner {
     gboolean stopping;
 
     /* The Device1 objects of the adapter in use: their last ServiceData and RSSI (what a
-     * report without ServiceData refers to), through bus rules that let through this
+     * report without ServiceData refers to), from `signals`, which hands over this
      * adapter's devices only. */
     GDBusConnection *connection;
-    BluezAdapter1 *devices_adapter;  /* the adapter object they belong to */
-    char *devices_path;              /* its object path */
-    BluezMatch *devices_om_match;    /* InterfacesAdded / InterfacesRemoved below it */
-    BluezMatch *devices_props_match; /* PropertiesChanged of Device1 below it */
-    GHashTable *devices;             /* object path -> Device */
+    BluezDeviceSignals *signals;
+    BluezAdapter1 *devices_adapter; /* the adapter object they belong to */
+    GHashTable *devices;            /* object path -> Device */
     guint devices_generation;
-    char *devices_owner; /* unique name of the bluetoothd they belong to */
-
-    /* Device1 signals taken off the bus by inbox_filter (filter_id). */
-    Inbox *inbox;
-    guint filter_id;
-    guint scan_epoch; /* inbox->epoch as the main thread last set it */
-    /* Or, instead, a bus connection of our own (see own_bus_drain()). */
-    GSocket *own_socket;
-    GByteArray *own_in; /* read, not handled yet */
-    guint32 own_serial;
-    GSource *own_source;      /* readable: a batch begins */
-    guint own_timer_id;       /* DRAIN_MS later: the batch is read */
-    char **own_rules;         /* our match rules on it */
-    gboolean overflow_logged; /* since the inbox last kept up */
 
     /* The last usable adapter the watch reported (identity only). */
     BluezAdapter1 *usable_adapter;
@@ -407,7 +138,14 @@ static gboolean commit(BluezScanner *self)
     return TRUE;
 }
 
-static void drain(BluezScanner *self, gboolean from_source, gboolean close_epoch);
+/* Handles the Device1 signals waiting. `close_epoch`: the scan instance closes, so what
+ * arrives from now on belongs to none (or to the next one, if handled once it is open). */
+static void drain(BluezScanner *self, gboolean close_epoch)
+{
+    if (self->signals != NULL) /* NULL: disposed */
+        bluez_device_signals_flush(self->signals, close_epoch);
+}
+
 static void on_commit_timer(gpointer user_data);
 
 static void schedule_commit(BluezScanner *self)
@@ -422,7 +160,7 @@ static void on_commit_timer(gpointer user_data)
 {
     BluezScanner *self = user_data;
     self->commit_timer_id = 0;
-    drain(self, FALSE, FALSE);
+    drain(self, FALSE);
     commit(self);
     if (self->scan_open)
         schedule_commit(self);
@@ -461,7 +199,7 @@ static void end_scan_instance(BluezScanner *self)
         return;
     /* What arrived while the instance was open belongs to it, handled or not yet; what
      * arrives from now on does not. */
-    drain(self, FALSE, TRUE);
+    drain(self, TRUE);
     self->scan_open = FALSE;
     commit(self);
     if (!prox_store_scan_end(self->store, self->scan_id, proxd_clock_now(self->clock), &error))
@@ -499,11 +237,12 @@ static void device_free(Device *d)
 
 /* One Device1 report: the device's service data and RSSI as last signalled. */
 static void handle_report(BluezScanner *self, const char *path, Device *device,
-                          const Arrival *arrival)
+                          const BluezDeviceArrival *arrival)
 {
     const ProxdSettings *settings = proxd_config_get(self->config);
 
-    if (!self->scan_open || arrival->epoch != self->scan_epoch) {
+    if (!self->scan_open || self->signals == NULL ||
+        arrival->epoch != bluez_device_signals_get_epoch(self->signals)) {
         self->stats.outside_scan++;
         return;
     }
@@ -560,14 +299,6 @@ static void handle_report(BluezScanner *self, const char *path, Device *device,
         commit(self);
 }
 
-static gboolean below_adapter(BluezScanner *self, const char *path)
-{
-    if (self->devices_path == NULL)
-        return FALSE;
-    gsize n = strlen(self->devices_path);
-    return strncmp(path, self->devices_path, n) == 0 && path[n] == '/';
-}
-
 /* Takes what `properties` (a{sv}) says about ServiceData and RSSI; TRUE if it said anything
  * about either (a report). */
 static gboolean device_update(Device *device, GVariant *properties)
@@ -604,7 +335,7 @@ typedef struct {
     BluezScanner *self; /* strong ref */
     guint generation;
     char *path;
-    Arrival arrival; /* of the report that asked */
+    BluezDeviceArrival arrival; /* of the report that asked */
 } FetchData;
 
 static void on_device_properties(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -638,7 +369,7 @@ static void on_device_properties(GObject *source, GAsyncResult *result, gpointer
 /* A report for a device whose ServiceData we never saw (it appeared before we followed the
  * adapter, e.g. found by another client's discovery before proxd started): read it once. */
 static void fetch_device(BluezScanner *self, const char *sender, const char *path, Device *device,
-                         const Arrival *arrival)
+                         const BluezDeviceArrival *arrival)
 {
     device->fetched = TRUE;
     FetchData *data = g_new0(FetchData, 1);
@@ -653,7 +384,7 @@ static void fetch_device(BluezScanner *self, const char *sender, const char *pat
 
 /* InterfacesAdded with Device1 `properties` (a{sv}) below the adapter. */
 static void device_added(BluezScanner *self, const char *path, GVariant *properties,
-                         const Arrival *arrival)
+                         const BluezDeviceArrival *arrival)
 {
     /* A new object (a new address): everything BlueZ knows of it is here. */
     g_hash_table_remove(self->devices, path);
@@ -663,14 +394,15 @@ static void device_added(BluezScanner *self, const char *path, GVariant *propert
     handle_report(self, path, device, arrival);
 }
 
-/* PropertiesChanged of Device1 below the adapter: `changed` a{sv}, `invalidated` INVALID_*. */
+/* PropertiesChanged of Device1 below the adapter: `changed` a{sv}, `invalidated`
+ * BLUEZ_DEVICE_INVALID_*. */
 static void device_changed(BluezScanner *self, const char *sender, const char *path,
-                           GVariant *changed, guint invalidated, const Arrival *arrival)
+                           GVariant *changed, guint invalidated, const BluezDeviceArrival *arrival)
 {
     Device *device = device_lookup_or_add(self, path);
-    if (invalidated & INVALID_SERVICE_DATA)
+    if (invalidated & BLUEZ_DEVICE_INVALID_SERVICE_DATA)
         g_clear_pointer(&device->service_data, g_variant_unref);
-    if (invalidated & INVALID_RSSI)
+    if (invalidated & BLUEZ_DEVICE_INVALID_RSSI)
         g_clear_pointer(&device->rssi, g_variant_unref);
     if (!device_update(device, changed))
         return; /* not a report (Alias, Connected ...) */
@@ -680,371 +412,23 @@ static void device_changed(BluezScanner *self, const char *sender, const char *p
         handle_report(self, path, device, arrival);
 }
 
-/* ---- a bus connection of our own for the adapter's Device1 signals ---- */
-
-/* GDBus reads every message in its worker thread with its own poll, reads and hand-offs
- * even when a filter drops it; at 1,000 reports/s that is most of proxd's CPU. On a
- * connection of our own the kernel queues the signals and the main loop reads them in one
- * go, once per DRAIN_MS. The GDBus path (inbox_filter) remains for buses we cannot open a
- * second connection to, or if this one fails. */
-
-static gboolean send_all(GSocket *socket, const guint8 *data, gsize size, GError **error)
-{
-    while (size > 0) {
-        gssize n = g_socket_send_with_blocking(socket, (const char *)data, size, TRUE, NULL, error);
-        if (n <= 0)
-            return FALSE;
-        data += n;
-        size -= (gsize)n;
-    }
-    return TRUE;
-}
-
-static gboolean own_bus_send(BluezScanner *self, GDBusMessage *message, GError **error)
-{
-    gsize size;
-    g_dbus_message_set_serial(message, ++self->own_serial);
-    g_autofree guchar *blob =
-        g_dbus_message_to_blob(message, &size, G_DBUS_CAPABILITY_FLAGS_NONE, error);
-    return blob != NULL && send_all(self->own_socket, blob, size, error);
-}
-
-/* AddMatch / RemoveMatch; the reply is read with the signals (an error is logged). */
-static void own_bus_match(BluezScanner *self, const char *method, const char *rule)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GDBusMessage) m = g_dbus_message_new_method_call(
-        "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", method);
-    g_dbus_message_set_body(m, g_variant_new("(s)", rule));
-    if (!own_bus_send(self, m, &error))
-        g_warning("%s on our device signal connection: %s", method, error->message);
-}
-
-/* Connects to the bus `connection` is on (a unix socket) and says Hello; the reply and
- * NameAcquired are read and ignored with the signals. */
-static gboolean own_bus_connect(BluezScanner *self, GError **error)
-{
-    GIOStream *stream = g_dbus_connection_get_stream(self->connection);
-    if (g_dbus_connection_get_unique_name(self->connection) == NULL) {
-        g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "not a message bus");
-        return FALSE;
-    }
-    if (!G_IS_SOCKET_CONNECTION(stream)) {
-        g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "not a socket");
-        return FALSE;
-    }
-    g_autoptr(GSocketAddress) address =
-        g_socket_connection_get_remote_address(G_SOCKET_CONNECTION(stream), error);
-    if (address == NULL)
-        return FALSE;
-    if (!G_IS_UNIX_SOCKET_ADDRESS(address)) {
-        g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "not a unix socket");
-        return FALSE;
-    }
-    g_autoptr(GSocket) socket =
-        g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, error);
-    if (socket == NULL)
-        return FALSE;
-    g_socket_set_timeout(socket, OWN_BUS_TIMEOUT_SECONDS);
-    if (!g_socket_connect(socket, address, NULL, error))
-        return FALSE;
-
-    /* SASL EXTERNAL: the bus checks the uid against the socket's credentials. */
-    g_autofree char *uid = g_strdup_printf("%u", (guint)getuid());
-    g_autoptr(GString) auth = g_string_new_len("\0AUTH EXTERNAL ", 15);
-    for (const char *c = uid; *c != '\0'; c++)
-        g_string_append_printf(auth, "%02x", (guint)(guchar)*c);
-    g_string_append(auth, "\r\n");
-    if (!send_all(socket, (const guint8 *)auth->str, auth->len, error))
-        return FALSE;
-    char line[512];
-    gsize len = 0;
-    while (len < 2 || line[len - 2] != '\r' || line[len - 1] != '\n') {
-        if (len == sizeof line - 1) {
-            g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "bad SASL reply");
-            return FALSE;
-        }
-        /* One byte at a time: nothing may be read past the line. */
-        gssize n = g_socket_receive(socket, line + len, 1, NULL, error);
-        if (n <= 0) {
-            if (n == 0)
-                g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_CLOSED, "closed during SASL");
-            return FALSE;
-        }
-        len++;
-    }
-    line[len] = '\0';
-    if (!g_str_has_prefix(line, "OK ")) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "SASL: %s", g_strchomp(line));
-        return FALSE;
-    }
-    if (!send_all(socket, (const guint8 *)"BEGIN\r\n", 7, error))
-        return FALSE;
-    /* A timeout would also end the readable source (and all I/O) after a quiet spell. */
-    g_socket_set_timeout(socket, 0);
-    self->own_socket = g_steal_pointer(&socket);
-    g_autoptr(GDBusMessage) hello = g_dbus_message_new_method_call(
-        "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello");
-    if (!own_bus_send(self, hello, error)) {
-        g_clear_object(&self->own_socket);
-        return FALSE;
-    }
-    self->own_in = g_byte_array_new();
-    return TRUE;
-}
-
-static void own_bus_handle(BluezScanner *self, GDBusMessage *message, const Arrival *arrival)
-{
-    GDBusMessageType type = g_dbus_message_get_message_type(message);
-    if (type == G_DBUS_MESSAGE_TYPE_ERROR) {
-        g_warning("our device signal connection: %s", g_dbus_message_get_error_name(message));
-        return;
-    }
-    if (type != G_DBUS_MESSAGE_TYPE_SIGNAL)
-        return;
-    Pending p = {0};
-    const char *path = NULL;
-    /* Only bluetoothd's own signals: a unicast signal from another client must not make up
-     * sightings. */
-    if (parse_device_signal(message, &p, &path) && below_adapter(self, path) &&
-        g_strcmp0(g_dbus_message_get_sender(message), self->devices_owner) == 0) {
-        switch (p.kind) {
-        case PENDING_CHANGED:
-            device_changed(self, self->devices_owner, path, p.properties, p.invalidated, arrival);
-            break;
-        case PENDING_ADDED:
-            device_added(self, path, p.properties, arrival);
-            break;
-        case PENDING_REMOVED:
-            g_hash_table_remove(self->devices, path);
-            break;
-        }
-    }
-    pending_clear(&p);
-}
-
-static void own_bus_close(BluezScanner *self);
-static void subscribe_devices(BluezScanner *self, const char *path);
-
-/* Reads what the kernel holds for us and handles it; falls back to GDBus if the connection
- * broke. */
-static void own_bus_drain(BluezScanner *self)
-{
-    g_autoptr(GError) error = NULL;
-    gboolean ok = TRUE;
-    GByteArray *in = self->own_in;
-    for (gsize total = 0; total < OWN_BUS_MAX_READ;) {
-        guint old = in->len;
-        g_byte_array_set_size(in, old + OWN_BUS_CHUNK);
-        gssize n = g_socket_receive_with_blocking(self->own_socket, (char *)in->data + old,
-                                                  OWN_BUS_CHUNK, FALSE, NULL, &error);
-        g_byte_array_set_size(in, old + (guint)MAX(n, 0));
-        if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-            g_clear_error(&error);
-            break;
-        }
-        if (n <= 0) {
-            ok = FALSE;
-            break;
-        }
-        total += (gsize)n;
-    }
-
-    Arrival arrival = {proxd_clock_now(self->clock), self->scan_epoch};
-    gsize off = 0;
-    while (ok && in->len - off >= 16) {
-        gssize need = g_dbus_message_bytes_needed(in->data + off, 16, &error);
-        if (need < 16) {
-            ok = FALSE;
-            break;
-        }
-        if (in->len - off < (gsize)need)
-            break;
-        g_autoptr(GError) parse_error = NULL;
-        g_autoptr(GDBusMessage) message = g_dbus_message_new_from_blob(
-            in->data + off, (gsize)need, G_DBUS_CAPABILITY_FLAGS_NONE, &parse_error);
-        off += (gsize)need;
-        if (message != NULL)
-            own_bus_handle(self, message, &arrival);
-        else
-            g_debug("unreadable message on our device signal connection: %s", parse_error->message);
-    }
-    g_byte_array_remove_range(in, 0, (guint)off);
-    if (!ok) {
-        g_warning("our device signal connection failed (%s); using the main connection",
-                  error != NULL ? error->message : "closed");
-        own_bus_close(self);
-        g_autofree char *path = g_steal_pointer(&self->devices_path);
-        inbox_follow(self->inbox, self->devices_owner, path);
-        subscribe_devices(self, path);
-    }
-}
-
-static void own_bus_arm(BluezScanner *self);
-
-static gboolean on_own_bus_timer(gpointer user_data)
+/* A Device1 signal of the adapter in use, in arrival order. */
+static void on_device_signal(BluezDeviceSignalKind kind, const char *sender, const char *path,
+                             GVariant *properties, guint invalidated,
+                             const BluezDeviceArrival *arrival, gpointer user_data)
 {
     BluezScanner *self = user_data;
-    self->own_timer_id = 0;
-    own_bus_drain(self);
-    own_bus_arm(self);
-    return G_SOURCE_REMOVE;
-}
-
-/* The first signal of a batch: read it, and what follows, DRAIN_MS from now. */
-static gboolean on_own_bus_readable(GSocket *socket, GIOCondition condition, gpointer user_data)
-{
-    BluezScanner *self = user_data;
-    g_clear_pointer(&self->own_source, g_source_unref);
-    self->own_timer_id = g_timeout_add(DRAIN_MS, on_own_bus_timer, self);
-    return G_SOURCE_REMOVE;
-}
-
-static void own_bus_arm(BluezScanner *self)
-{
-    if (self->own_socket == NULL || self->own_source != NULL || self->own_timer_id != 0)
-        return;
-    self->own_source =
-        g_socket_create_source(self->own_socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-    g_source_set_static_name(self->own_source, "proxd-scanner-devices");
-    g_source_set_callback(self->own_source, (GSourceFunc)(void (*)(void))on_own_bus_readable, self,
-                          NULL);
-    g_source_attach(self->own_source, self->inbox->context);
-}
-
-static void own_bus_close(BluezScanner *self)
-{
-    if (self->own_source != NULL) {
-        g_source_destroy(self->own_source);
-        g_clear_pointer(&self->own_source, g_source_unref);
+    switch (kind) {
+    case BLUEZ_DEVICE_CHANGED:
+        device_changed(self, sender, path, properties, invalidated, arrival);
+        break;
+    case BLUEZ_DEVICE_ADDED:
+        device_added(self, path, properties, arrival);
+        break;
+    case BLUEZ_DEVICE_REMOVED:
+        g_hash_table_remove(self->devices, path);
+        break;
     }
-    g_clear_handle_id(&self->own_timer_id, g_source_remove);
-    if (self->own_socket != NULL) {
-        g_socket_close(self->own_socket, NULL);
-        g_clear_object(&self->own_socket);
-    }
-    g_clear_pointer(&self->own_in, g_byte_array_unref);
-    g_clear_pointer(&self->own_rules, g_strfreev);
-}
-
-/* Handles what the inbox holds, in arrival order. `from_source`: called by the inbox's
- * timeout (the next signal schedules another); `close_epoch`: the scan instance closes, so
- * what arrives from now on belongs to none (or to the next one, if handled once it is
- * open). */
-static void drain(BluezScanner *self, gboolean from_source, gboolean close_epoch)
-{
-    Inbox *inbox = self->inbox;
-    if (inbox == NULL)
-        return; /* disposed */
-    if (self->own_socket != NULL)
-        own_bus_drain(self);
-    g_mutex_lock(&inbox->lock);
-    if (from_source)
-        inbox->drain_scheduled = FALSE;
-    if (close_epoch)
-        inbox->epoch++;
-    guint64 overflow = inbox->overflow;
-    inbox->overflow = 0;
-    GArray *items = NULL;
-    if (inbox->pending->len > 0) {
-        items = inbox->pending;
-        inbox->pending = g_array_sized_new(FALSE, FALSE, sizeof(Pending), items->len);
-        g_array_set_clear_func(inbox->pending, pending_clear);
-    }
-    g_mutex_unlock(&inbox->lock);
-
-    if (overflow > 0) {
-        self->stats.overflow += overflow;
-        if (!self->overflow_logged)
-            g_warning("%" G_GUINT64_FORMAT " reports dropped: more than %d were waiting", overflow,
-                      MAX_PENDING);
-        self->overflow_logged = TRUE;
-    } else if (items != NULL) {
-        self->overflow_logged = FALSE;
-    }
-    for (guint i = 0; items != NULL && i < items->len; i++) {
-        Pending *p = &g_array_index(items, Pending, i);
-        switch (p->kind) {
-        case PENDING_CHANGED:
-            device_changed(self, self->devices_owner, p->path, p->properties, p->invalidated,
-                           &p->arrival);
-            break;
-        case PENDING_ADDED:
-            device_added(self, p->path, p->properties, &p->arrival);
-            break;
-        case PENDING_REMOVED:
-            g_hash_table_remove(self->devices, p->path);
-            break;
-        }
-    }
-    if (items != NULL)
-        g_array_unref(items);
-    if (close_epoch)
-        self->scan_epoch++;
-}
-
-static gboolean on_inbox_drain(gpointer user_data)
-{
-    Inbox *inbox = user_data;
-    if (inbox->scanner != NULL)
-        drain(inbox->scanner, TRUE, FALSE);
-    return G_SOURCE_REMOVE;
-}
-
-/* A signal that arrived now, through GDBus's dispatch: the inbox did not take it. */
-static Arrival arrival_now(BluezScanner *self)
-{
-    /* Whatever the inbox took arrived before it. */
-    drain(self, FALSE, FALSE);
-    return (Arrival){proxd_clock_now(self->clock), self->scan_epoch};
-}
-
-static void on_device_interfaces(GDBusConnection *connection, const char *sender,
-                                 const char *object_path, const char *interface, const char *signal,
-                                 GVariant *parameters, gpointer user_data)
-{
-    BluezScanner *self = user_data;
-    const char *path;
-    if (!g_str_equal(object_path, "/"))
-        return;
-    if (g_str_equal(signal, "InterfacesAdded") &&
-        g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})"))) {
-        g_autoptr(GVariant) interfaces = NULL;
-        g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
-        g_autoptr(GVariant) properties =
-            g_variant_lookup_value(interfaces, DEVICE_IFACE, G_VARIANT_TYPE("a{sv}"));
-        if (properties == NULL || !below_adapter(self, path))
-            return;
-        Arrival arrival = arrival_now(self);
-        device_added(self, path, properties, &arrival);
-    } else if (g_str_equal(signal, "InterfacesRemoved") &&
-               g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oas)"))) {
-        g_autofree const char **interfaces = NULL;
-        g_variant_get(parameters, "(&o^a&s)", &path, &interfaces);
-        if (g_strv_contains(interfaces, DEVICE_IFACE)) {
-            arrival_now(self);
-            g_hash_table_remove(self->devices, path);
-        }
-    }
-}
-
-static void on_device_properties_changed(GDBusConnection *connection, const char *sender,
-                                         const char *object_path, const char *interface,
-                                         const char *signal, GVariant *parameters,
-                                         gpointer user_data)
-{
-    BluezScanner *self = user_data;
-    if (!below_adapter(self, object_path) ||
-        !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
-        return;
-    const char *iface;
-    g_autoptr(GVariant) changed = NULL;
-    g_autoptr(GVariant) invalidated = NULL;
-    g_variant_get(parameters, "(&s@a{sv}@as)", &iface, &changed, &invalidated);
-    if (!g_str_equal(iface, DEVICE_IFACE))
-        return;
-    Arrival arrival = arrival_now(self);
-    device_changed(self, sender, object_path, changed, invalidated_flags(invalidated), &arrival);
 }
 
 /* Follows the Device1 objects of the adapter the watch uses. A new adapter object (a new
@@ -1055,57 +439,15 @@ static void follow_devices(BluezScanner *self)
     if (adapter == self->devices_adapter)
         return;
     /* What the old adapter's devices said, before they are forgotten. */
-    drain(self, FALSE, FALSE);
+    drain(self, FALSE);
     g_set_object(&self->devices_adapter, adapter);
     g_hash_table_remove_all(self->devices);
     self->devices_generation++;
 
     const char *path = adapter != NULL ? g_dbus_proxy_get_object_path(G_DBUS_PROXY(adapter)) : NULL;
     /* The adapter proxies of the watch are made for bluetoothd's unique name. */
-    g_free(self->devices_owner);
-    self->devices_owner =
-        adapter != NULL ? g_strdup(g_dbus_proxy_get_name(G_DBUS_PROXY(adapter))) : NULL;
-    inbox_follow(self->inbox, self->own_socket == NULL ? self->devices_owner : NULL, path);
-    subscribe_devices(self, path);
-}
-
-/* Bus rules for the devices of the adapter at `path` (NULL: none), on our own connection if
- * there is one. */
-static void subscribe_devices(BluezScanner *self, const char *path)
-{
-    if (g_strcmp0(path, self->devices_path) == 0)
-        return; /* the same rules still apply */
-    g_clear_pointer(&self->devices_om_match, bluez_match_free);
-    g_clear_pointer(&self->devices_props_match, bluez_match_free);
-    for (guint i = 0; self->own_socket != NULL && self->own_rules != NULL && self->own_rules[i];
-         i++)
-        own_bus_match(self, "RemoveMatch", self->own_rules[i]);
-    g_clear_pointer(&self->own_rules, g_strfreev);
-    g_free(self->devices_path);
-    self->devices_path = g_strdup(path);
-    if (path == NULL)
-        return;
-    /* Only this adapter's devices: arg0path with a trailing slash matches the objects below
-     * the adapter, path_namespace the adapter and what is below it. */
-    g_autofree char *om_rule =
-        g_strdup_printf("type='signal',sender='org.bluez',path='/',"
-                        "interface='" OBJECT_MANAGER_IFACE "',arg0path='%s/'",
-                        path);
-    g_autofree char *props_rule =
-        g_strdup_printf("type='signal',sender='org.bluez',interface='" PROPERTIES_IFACE "',"
-                        "member='PropertiesChanged',path_namespace='%s',arg0='" DEVICE_IFACE "'",
-                        path);
-    if (self->own_socket != NULL) {
-        own_bus_match(self, "AddMatch", om_rule);
-        own_bus_match(self, "AddMatch", props_rule);
-        self->own_rules = g_strdupv((char *[]){om_rule, props_rule, NULL});
-        return;
-    }
-    self->devices_om_match = bluez_match_new(self->connection, om_rule, OBJECT_MANAGER_IFACE, NULL,
-                                             NULL, on_device_interfaces, self);
-    self->devices_props_match =
-        bluez_match_new(self->connection, props_rule, PROPERTIES_IFACE, "PropertiesChanged",
-                        DEVICE_IFACE, on_device_properties_changed, self);
+    const char *owner = adapter != NULL ? g_dbus_proxy_get_name(G_DBUS_PROXY(adapter)) : NULL;
+    bluez_device_signals_follow(self->signals, owner, path);
 }
 
 /* ---- is bluetoothd really discovering? ---- */
@@ -1518,10 +860,8 @@ void bluez_scanner_stop(BluezScanner *self)
     g_clear_handle_id(&self->window_timer_id, g_source_remove);
     g_clear_handle_id(&self->retry_id, g_source_remove);
     end_scan_instance(self);
-    /* Nothing recorded any more: GDBus dispatches the rest, as while no adapter is used. */
-    inbox_follow(self->inbox, NULL, NULL);
-    drain(self, FALSE, FALSE);
-    own_bus_close(self);
+    /* Nothing recorded any more. */
+    bluez_device_signals_close(self->signals);
     if (self->session == SESSION_ACTIVE && self->session_adapter != NULL) {
         g_autoptr(GError) error = NULL;
         if (!bluez_adapter1_call_stop_discovery_sync(self->session_adapter, G_DBUS_CALL_FLAGS_NONE,
@@ -1548,6 +888,8 @@ gboolean bluez_scanner_get_scanning(BluezScanner *self)
 const BluezScannerStats *bluez_scanner_get_stats(BluezScanner *self)
 {
     g_return_val_if_fail(BLUEZ_IS_SCANNER(self), NULL);
+    if (self->signals != NULL)
+        self->stats.overflow = bluez_device_signals_get_dropped(self->signals);
     return &self->stats;
 }
 
@@ -1573,18 +915,7 @@ static void bluez_scanner_dispose(GObject *object)
     g_clear_handle_id(&self->commit_timer_id, g_source_remove);
     g_clear_handle_id(&self->quiet_id, g_source_remove);
     g_queue_clear_full(&self->quiet_waiters, g_free);
-    if (self->filter_id != 0) {
-        /* The filter may still run meanwhile; it holds its own reference to the inbox. */
-        g_dbus_connection_remove_filter(self->connection, self->filter_id);
-        self->filter_id = 0;
-    }
-    own_bus_close(self);
-    if (self->inbox != NULL) {
-        self->inbox->scanner = NULL;
-        g_clear_pointer(&self->inbox, inbox_unref);
-    }
-    g_clear_pointer(&self->devices_om_match, bluez_match_free);
-    g_clear_pointer(&self->devices_props_match, bluez_match_free);
+    g_clear_object(&self->signals);
     g_clear_object(&self->devices_adapter);
     set_session_adapter(self, NULL);
     g_clear_object(&self->usable_adapter);
@@ -1598,8 +929,6 @@ static void bluez_scanner_dispose(GObject *object)
 static void bluez_scanner_finalize(GObject *object)
 {
     BluezScanner *self = BLUEZ_SCANNER(object);
-    g_free(self->devices_path);
-    g_free(self->devices_owner);
     g_hash_table_unref(self->devices);
     g_clear_pointer(&self->batch, prox_sighting_batch_free);
     G_OBJECT_CLASS(bluez_scanner_parent_class)->finalize(object);
@@ -1640,14 +969,6 @@ BluezScanner *bluez_scanner_new(BluezAdapterWatch *watch, ProxdClock *clock, Pro
     self->clock = g_object_ref(clock);
     self->config = g_object_ref(config);
     self->store = store;
-    self->inbox = inbox_new(clock);
-    self->inbox->scanner = self;
-    self->filter_id = g_dbus_connection_add_filter(self->connection, inbox_filter,
-                                                   inbox_ref(self->inbox), inbox_unref);
-    g_autoptr(GError) error = NULL;
-    if (own_bus_connect(self, &error))
-        own_bus_arm(self);
-    else
-        g_message("Device1 signals come through the main bus connection: %s", error->message);
+    self->signals = bluez_device_signals_new(self->connection, clock, on_device_signal, self);
     return self;
 }

@@ -10,15 +10,9 @@
  * least every CommitSeconds. Per Device1 object only its last ServiceData and RSSI are
  * kept: rotating addresses make those objects come and go constantly.
  *
- * With DuplicateData every advertisement is a PropertiesChanged signal, and GDBus handles
- * each one on its own (a read and a wake-up of its worker thread, then an idle source and a
- * wake-up of the main loop). So the adapter's Device1 signals come through a bus connection
- * of the scanner's own instead: the kernel queues them and the main loop reads and handles
- * them in one batch, at most 100 ms after the first of the batch arrived. Where no second
- * connection can be opened (not a unix socket) or it fails, a connection filter takes them
- * off the main connection in GDBus's worker thread, noting when each arrived, and the main
- * loop handles those in batches too. A report belongs to the scan instance that was open
- * when it reached proxd: closing an instance first handles what is waiting.
+ * The adapter's Device1 signals arrive in batches (bluez-device-signals.h: with DuplicateData
+ * every advertisement is a signal). A report belongs to the scan instance that was open when
+ * it reached proxd: closing an instance first handles what is waiting.
  */
 #pragma once
 
