@@ -112,7 +112,9 @@ class Proxd:
                 self.bus, Gio.DBusProxyFlags.DO_NOT_AUTO_START, None, name, PROXD_PATH,
                 PROXD_IFACE, None)
             if not proxy.get_cached_property_names():
-                return None  # connected, object not exported yet
+                # Not exported (yet), or proxd's second connection: its scanner reads
+                # Device1 signals on a connection of its own (bluez-device-signals.c).
+                continue
             proxy.connect("g-properties-changed", self._props_changed)
             self.proxy = proxy
             return proxy
