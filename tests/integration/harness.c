@@ -400,3 +400,35 @@ GVariant *harness_sightings(HarnessDaemon *d)
     g_assert_no_error(error);
     return sightings;
 }
+
+/* A system-like bus: Debian's system.conf defaults (deny method calls and ownership,
+ * allow replies), listening in a directory (%s), including a policy file (%s). */
+static const char system_bus_conf[] =
+    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
+    " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+    "<busconfig>\n"
+    "  <type>system</type>\n"
+    "  <listen>unix:dir=%s</listen>\n"
+    "  <auth>EXTERNAL</auth>\n"
+    /* Debian's system.conf defaults: deny method calls and ownership, allow replies. */
+    "  <policy context=\"default\">\n"
+    "    <allow user=\"*\"/>\n"
+    "    <deny own=\"*\"/>\n"
+    "    <deny send_type=\"method_call\"/>\n"
+    "    <allow send_type=\"signal\"/>\n"
+    "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
+    "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
+    "    <allow receive_type=\"method_call\"/>\n"
+    "    <allow receive_type=\"method_return\"/>\n"
+    "    <allow receive_type=\"error\"/>\n"
+    "    <allow receive_type=\"signal\"/>\n"
+    "    <allow send_destination=\"org.freedesktop.DBus\" "
+    "send_interface=\"org.freedesktop.DBus\"/>\n"
+    "  </policy>\n"
+    "  <include>%s</include>\n"
+    "</busconfig>\n";
+
+char *harness_system_bus_conf(const char *listen_dir, const char *policy_file)
+{
+    return g_strdup_printf(system_bus_conf, listen_dir, policy_file);
+}

@@ -112,4 +112,8 @@ char *harness_hex(const guint8 *bytes, gsize len);
 /* rm -r */
 void harness_remove_tree(const char *path);
 
+/* dbus-daemon configuration of a system-like bus (Debian's system.conf defaults), listening
+ * in `listen_dir` and including `policy_file` (e.g. dbus/org.proxd.conf). */
+char *harness_system_bus_conf(const char *listen_dir, const char *policy_file);
+
 G_END_DECLS

@@ -283,31 +283,6 @@ static void test_malformed_advertisements(void)
 
 /* ---- the system bus policy ---- */
 
-static const char bus_conf_template[] =
-    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
-    " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-    "<busconfig>\n"
-    "  <type>system</type>\n"
-    "  <listen>unix:dir=%s</listen>\n"
-    "  <auth>EXTERNAL</auth>\n"
-    /* Debian's system.conf defaults: deny method calls and ownership, allow replies. */
-    "  <policy context=\"default\">\n"
-    "    <allow user=\"*\"/>\n"
-    "    <deny own=\"*\"/>\n"
-    "    <deny send_type=\"method_call\"/>\n"
-    "    <allow send_type=\"signal\"/>\n"
-    "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-    "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-    "    <allow receive_type=\"method_call\"/>\n"
-    "    <allow receive_type=\"method_return\"/>\n"
-    "    <allow receive_type=\"error\"/>\n"
-    "    <allow receive_type=\"signal\"/>\n"
-    "    <allow send_destination=\"org.freedesktop.DBus\" "
-    "send_interface=\"org.freedesktop.DBus\"/>\n"
-    "  </policy>\n"
-    "  <include>%s</include>\n"
-    "</busconfig>\n";
-
 #define NOBODY_UID 65534
 #define NOBODY_GID 65534
 
@@ -347,7 +322,7 @@ static void test_bus_policy(void)
     g_assert_no_error(error);
     g_assert_cmpint(g_chmod(dir, 0755), ==, 0);
     g_autofree char *conf = g_build_filename(dir, "bus.conf", NULL);
-    g_autofree char *text = g_strdup_printf(bus_conf_template, dir, g_getenv("PROXD_BUS_POLICY"));
+    g_autofree char *text = harness_system_bus_conf(dir, g_getenv("PROXD_BUS_POLICY"));
     g_assert_true(g_file_set_contents(conf, text, -1, &error));
     g_autofree char *conf_arg = g_strdup_printf("--config-file=%s", conf);
     g_autofree char *proxd_conf = g_build_filename(dir, "proxd.conf", NULL);

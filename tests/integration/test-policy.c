@@ -62,31 +62,6 @@ static int run_client(char **argv)
 
 /* ---- the world: a system-like bus and proxd as root ---- */
 
-static const char bus_conf_template[] =
-    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
-    " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-    "<busconfig>\n"
-    "  <type>system</type>\n"
-    "  <listen>unix:dir=%s</listen>\n"
-    "  <auth>EXTERNAL</auth>\n"
-    /* Debian's system.conf defaults: deny method calls and ownership, allow replies. */
-    "  <policy context=\"default\">\n"
-    "    <allow user=\"*\"/>\n"
-    "    <deny own=\"*\"/>\n"
-    "    <deny send_type=\"method_call\"/>\n"
-    "    <allow send_type=\"signal\"/>\n"
-    "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-    "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-    "    <allow receive_type=\"method_call\"/>\n"
-    "    <allow receive_type=\"method_return\"/>\n"
-    "    <allow receive_type=\"error\"/>\n"
-    "    <allow receive_type=\"signal\"/>\n"
-    "    <allow send_destination=\"org.freedesktop.DBus\" "
-    "send_interface=\"org.freedesktop.DBus\"/>\n"
-    "  </policy>\n"
-    "  <include>%s</include>\n"
-    "</busconfig>\n";
-
 typedef struct {
     char *dir;
     GSubprocess *bus;
@@ -133,7 +108,7 @@ static void world_start(World *w)
     const char *policy = g_getenv("PROXD_BUS_POLICY");
     g_assert_nonnull(policy);
     g_autofree char *conf = g_build_filename(w->dir, "bus.conf", NULL);
-    g_autofree char *text = g_strdup_printf(bus_conf_template, w->dir, policy);
+    g_autofree char *text = harness_system_bus_conf(w->dir, policy);
     g_assert_true(g_file_set_contents(conf, text, -1, &error));
     g_autofree char *conf_arg = g_strdup_printf("--config-file=%s", conf);
     g_autoptr(GSubprocessLauncher) bl = g_subprocess_launcher_new(
@@ -287,7 +262,9 @@ static void assert_call(World *w, const Identity *id, const char *who, const cha
 }
 
 /* Methods that change state, release identifiers or keys: root and group proxd only. */
-static const char *const restricted[] = {"GetSightings", "Sync", "Report", "PreviewReport", NULL};
+static const char *const restricted[] = {
+    "GetSightings", "Sync",          "Report",      "PreviewReport",     "CheckIn", "CheckOut",
+    "EditCheckIn",  "DeleteCheckIn", "GetCheckIns", "GetVenueExposures", NULL};
 /* Status: anyone. */
 static const char *const status[] = {"GetEncounters", "GetExposures", NULL};
 
