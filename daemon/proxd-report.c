@@ -6,6 +6,7 @@
 #include "proxd-http.h"
 
 #include "prox-keys.h"
+#include "prox-risk.h"
 
 #include <curl/curl.h>
 #include <json-glib/json-glib.h>
@@ -25,8 +26,7 @@ struct _ProxdReport {
 
 static gint64 day_of_interval(uint32_t enin)
 {
-    gint64 t = prox_interval_start(enin);
-    return t - t % 86400; /* t >= 0 */
+    return prox_risk_day_of(prox_interval_start(enin));
 }
 
 static int tek_cmp(gconstpointer a, gconstpointer b)

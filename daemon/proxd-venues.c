@@ -4,6 +4,8 @@
 
 #include "proxd-venues.h"
 
+#include "prox-risk.h"
+
 #include "proxd-http.h"
 
 #include <json-glib/json-glib.h>
@@ -157,8 +159,7 @@ gboolean proxd_venues_match(ProxStore *store, const ProxdVenueOptions *options,
 gboolean proxd_venues_count_exposures(ProxStore *store, gint64 now, guint days, guint *count,
                                       GError **error)
 {
-    gint64 today = now - (now % 86400 + 86400) % 86400;
-    gint64 since_day = today - (gint64)(MAX(days, 1) - 1) * 86400;
+    gint64 since_day = prox_risk_day_of(now) - (gint64)(MAX(days, 1) - 1) * 86400;
     g_autoptr(GArray) exposures = NULL;
     if (!prox_store_load_venue_exposures(store, since_day, &exposures, error))
         return FALSE;

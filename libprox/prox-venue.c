@@ -5,6 +5,7 @@
 #include "prox-venue.h"
 
 #include "prox-keys.h"
+#include "prox-risk.h"
 #include "venue.pb-c.h"
 
 #include <sodium.h>
@@ -13,8 +14,7 @@
 
 #define DESCRIPTOR_VERSION 1
 #define KEY_NAME_MAX 256
-#define SECONDS_PER_DAY 86400
-#define WARNING_MAX_SECONDS SECONDS_PER_DAY
+#define WARNING_MAX_SECONDS PROX_SECONDS_PER_DAY
 /* Largest signature we accept: Ed25519 is 64 bytes, a DER ECDSA P-256 one at most 72. */
 #define SIGNATURE_MAX 80
 /* Base64 of PROX_VENUE_URL_MAX characters decodes to at most this many bytes. */
@@ -445,14 +445,6 @@ gboolean prox_venue_warning_check(const ProxVenueWarning *warning, const char *w
 
 /* ---- matching ---- */
 
-static gint64 utc_day(gint64 t)
-{
-    gint64 d = t / SECONDS_PER_DAY;
-    if (t < 0 && d * SECONDS_PER_DAY != t)
-        d--;
-    return d * SECONDS_PER_DAY;
-}
-
 void prox_venue_match_checkins(const ProxCheckIn *checkins, guint n_checkins,
                                const ProxVenueWarning *warnings, const gint64 *warning_ids,
                                guint n_warnings, guint min_minutes, gint64 now, GArray *out)
@@ -487,7 +479,7 @@ void prox_venue_match_checkins(const ProxCheckIn *checkins, guint n_checkins,
                 .id = 0,
                 .warning_id = warning_ids != NULL ? warning_ids[w] : 0,
                 .kind = PROX_VENUE_WARNING_VENUE,
-                .day = utc_day(start),
+                .day = prox_risk_day_of(start),
                 .start = start,
                 .end = end,
                 .minutes = (guint)((end - start) / 60),
@@ -584,7 +576,7 @@ gboolean prox_venue_match_same_vehicle(const ProxVenueWarning *warning, gint64 w
         .id = 0,
         .warning_id = warning_id,
         .kind = PROX_VENUE_WARNING_SAME_VEHICLE,
-        .day = utc_day(start),
+        .day = prox_risk_day_of(start),
         .start = start,
         .end = MAX(presence_end, last_time),
         .minutes = (guint)(together / 60),
