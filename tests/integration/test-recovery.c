@@ -4,6 +4,7 @@
  * keeps the sightings of an unfinished scan. */
 #define G_LOG_DOMAIN "proxd-test"
 
+#include <signal.h>
 #include <string.h>
 
 #include "harness.h"
@@ -263,6 +264,72 @@ static void test_sigterm_keeps_pending_sightings(void)
     g_assert_cmpint(si->end, >, si->start);
 }
 
+typedef struct {
+    HarnessDaemon *d;
+    gboolean want;
+    gint64 since; /* monotonic us; with want TRUE: Scanning became true after it */
+} ScanWait;
+
+static gboolean scanning_is(gpointer p)
+{
+    ScanWait *w = p;
+    gboolean scanning = proxd_dbus_manager1_get_scanning(w->d->proxy);
+    return w->want ? scanning && w->d->scanning_at > w->since : !scanning;
+}
+
+/* Waits for Scanning to turn on after now, then off; returns the simulated seconds between
+ * and sets *started (may be NULL) to the simulated time it turned on. */
+static double next_scan_duration(Harness *h, HarnessDaemon *d, guint timeout_ms, double *start)
+{
+    ScanWait on = {d, TRUE, g_get_monotonic_time()};
+    g_assert_true(harness_wait(scanning_is, &on, timeout_ms));
+    double started = harness_sim_now(h);
+    if (start != NULL)
+        *start = started;
+    ScanWait off = {d, FALSE, 0};
+    g_assert_true(harness_wait(scanning_is, &off, timeout_ms));
+    return harness_sim_now(h) - started;
+}
+
+/* A bluetoothd too busy to answer StartDiscovery until after the scan window should have
+ * ended (fake-bluez stopped with SIGSTOP): the scan still lasts ScanSeconds once discovery
+ * runs, instead of being cut to nothing. Windows every 40 s exactly, so the third one's
+ * opening is known from the second's. */
+static void test_slow_start_keeps_full_scan(void)
+{
+    static const char config[] = "[Scanning]\n"
+                                 "ScanSeconds=10\n"
+                                 "IntervalMinSeconds=40\n"
+                                 "IntervalMaxSeconds=40\n";
+    g_autoptr(Harness) h = harness_new("two-devices.json", 5);
+    harness_start_fake(h);
+    HarnessDaemon *alice = harness_start_proxd(h, "alice", 0, "person", config);
+
+    next_scan_duration(h, alice, TIMEOUT_MS,
+                       NULL); /* the first: opened before the adapter was known */
+    ScanWait second = {alice, TRUE, g_get_monotonic_time()};
+    g_assert_true(harness_wait(scanning_is, &second, TIMEOUT_MS));
+    double open2 = harness_sim_now(h);
+    ScanWait idle = {alice, FALSE, 0};
+    g_assert_true(harness_wait(scanning_is, &idle, TIMEOUT_MS));
+
+    /* bluetoothd hangs from before the third window (open2 + 40) until 15 s into it: past
+     * the 10 s the scan should last, within the 10 s grace proxd gives a slow start. */
+    harness_wait_sim_time(h, open2 + 30);
+    g_subprocess_send_signal(h->fake, SIGSTOP);
+    harness_wait_sim_time(h, open2 + 40 + 15);
+    g_subprocess_send_signal(h->fake, SIGCONT);
+
+    double started = 0;
+    double duration = next_scan_duration(h, alice, TIMEOUT_MS, &started);
+    g_test_message("scan after the hang: from %.1f s into the window, %.1f simulated s",
+                   started - (open2 + 40), duration);
+    /* The third window's scan, once bluetoothd answered (not the fourth's, at open2 + 80). */
+    g_assert_cmpfloat(started, <, open2 + 40 + 25);
+    g_assert_cmpfloat(duration, >=, 10 - 1);
+    harness_stop_proxd(alice);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -271,6 +338,7 @@ int main(int argc, char **argv)
     g_test_add_func("/recovery/power-and-rfkill", test_power_and_rfkill);
     g_test_add_func("/recovery/discoverable-pauses-advertising",
                     test_discoverable_pauses_advertising);
+    g_test_add_func("/recovery/slow-start-keeps-full-scan", test_slow_start_keeps_full_scan);
     g_test_add_func("/recovery/sigterm-keeps-pending-sightings",
                     test_sigterm_keeps_pending_sightings);
     return g_test_run();
