@@ -302,21 +302,29 @@ static gboolean random_address_locked(FbAdapter *adapter)
 
 /* The kernel (re)programs the instance: with Privacy off a non-connectable one gets a fresh
  * non-resolvable private address; a connectable one uses the public address. A refresh
- * (new data) on a legacy controller that scans keeps the old random address: the new data
- * goes out from the old address (seen with bluetoothd 5.66 on btvirt -L). */
+ * (new data) on a legacy controller sets the data while the instance is still enabled on
+ * its old address and only then moves it to a new one, so the new data goes out from the
+ * old address first (bluetoothd 5.66 on btvirt -L, btmon: LE Set Advertising Data, then
+ * Advertise Enable off, LE Set Random Address, on); while the controller scans it keeps the
+ * old address for good. */
 static void reprogram(FbAdvert *advert, gboolean refresh)
 {
     FbAdapter *adapter = advert->adapter;
     char addr[18];
 
     if (adapter->powered) {
-        if (!fb_advert_connectable(advert) && !advert->from_public &&
-            random_address_locked(adapter) && refresh) {
+        gboolean random = !fb_advert_connectable(advert) && !advert->from_public;
+
+        if (refresh && random && adapter->dev->legacy_advertising) {
             advert->kept_address++;
-            g_info("hci%u: advertisement %s%s refreshed while the legacy controller scans: "
-                   "still sent from %s",
-                   adapter->index, advert->owner, advert->path,
-                   fb_bdaddr_to_string(&advert->address, addr));
+            g_message("hci%u: advertisement %s%s refreshed in place on a legacy controller: new "
+                      "data sent from the old address %s",
+                      adapter->index, advert->owner, advert->path,
+                      fb_bdaddr_to_string(&advert->address, addr));
+        }
+        if (refresh && random && random_address_locked(adapter)) {
+            g_info("hci%u: the legacy controller scans: %s%s stays on %s", adapter->index,
+                   advert->owner, advert->path, fb_bdaddr_to_string(&advert->address, addr));
         } else if (fb_advert_connectable(advert)) {
             advert->address = adapter->dev->address;
             advert->from_public = TRUE;
@@ -474,6 +482,54 @@ static void on_props_changed(GDBusConnection *conn, const char *sender, const ch
     fb_world_kick(advert->adapter->world);
 }
 
+/* ---- late replies (SetRegisterReplyDelay): a busy bluetoothd answers
+ * RegisterAdvertisement a while after the kernel put the advertisement on the air ---- */
+
+typedef struct {
+    FbWorld *world;
+    GDBusMethodInvocation *invocation;
+    guint source;
+} LateReply;
+
+static void late_reply_send(LateReply *late)
+{
+    g_ptr_array_remove_fast(late->world->late_replies, late);
+    g_dbus_method_invocation_return_value(late->invocation, NULL);
+    g_free(late);
+}
+
+static gboolean on_late_reply(gpointer user_data)
+{
+    LateReply *late = user_data;
+    late->source = 0;
+    late_reply_send(late);
+    return G_SOURCE_REMOVE;
+}
+
+static void reply_registered(FbWorld *world, GDBusMethodInvocation *invocation)
+{
+    LateReply *late;
+
+    if (world->register_reply_delay_ms == 0) {
+        g_dbus_method_invocation_return_value(invocation, NULL);
+        return;
+    }
+    late = g_new0(LateReply, 1);
+    late->world = world;
+    late->invocation = invocation;
+    late->source = g_timeout_add(world->register_reply_delay_ms, on_late_reply, late);
+    g_ptr_array_add(world->late_replies, late);
+}
+
+void fb_adverts_flush_late_replies(FbWorld *world)
+{
+    while (world->late_replies->len > 0) {
+        LateReply *late = world->late_replies->pdata[world->late_replies->len - 1];
+        g_clear_handle_id(&late->source, g_source_remove);
+        late_reply_send(late);
+    }
+}
+
 static void on_got_props(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     g_autoptr(GError) error = NULL;
@@ -524,7 +580,7 @@ static void on_got_props(GObject *source, GAsyncResult *result, gpointer user_da
         advert->path, FB_ADVERTISEMENT_IFACE, G_DBUS_SIGNAL_FLAGS_NONE, on_props_changed, advert,
         NULL);
     update_instances(adapter, FB_EMIT_ALWAYS);
-    g_dbus_method_invocation_return_value(invocation, NULL);
+    reply_registered(adapter->world, invocation);
     reprogram(advert, FALSE);
     fb_world_kick(adapter->world);
 }

@@ -260,6 +260,9 @@ static void control_method(GDBusConnection *conn, const char *sender, const char
     } else if (g_str_equal(method, "GetSimTime")) {
         g_dbus_method_invocation_return_value(
             invocation, g_variant_new("(d)", prox_sim_clock_now(&world->clock)));
+    } else if (g_str_equal(method, "SetRegisterReplyDelay")) {
+        g_variant_get(params, "(u)", &world->register_reply_delay_ms);
+        g_dbus_method_invocation_return_value(invocation, NULL);
     } else if (g_str_equal(method, "WaitReports")) {
         wait_reports(world, invocation, params);
     } else if (g_str_equal(method, "Quit")) {

@@ -123,7 +123,7 @@ struct FbAdvert {
     FbBdaddr address;
     gboolean from_public;
     guint refreshes;
-    guint kept_address;   /* refreshes that kept the old address (legacy, scanning) */
+    guint kept_address;   /* refreshes whose new data went out from the old address */
     gint64 registered_us; /* sim time */
 };
 
@@ -162,6 +162,8 @@ struct FbWorld {
     guint control_registration;
     gboolean shutting_down;
     int exit_status;
+    guint register_reply_delay_ms; /* SetRegisterReplyDelay: a busy bluetoothd */
+    GPtrArray *late_replies;       /* RegisterAdvertisement replies not sent yet */
 };
 
 /* world.c */
@@ -223,6 +225,8 @@ gboolean fb_advert_connectable(FbAdvert *advert);
 void fb_adverts_tick(FbAdapter *adapter, gint64 now_us);
 gboolean fb_adverts_need_tick(FbAdapter *adapter);
 GVariant *fb_advert_describe(FbAdvert *advert);
+/* Sends every delayed RegisterAdvertisement reply now (shutdown). */
+void fb_adverts_flush_late_replies(FbWorld *world);
 
 /* control.c */
 gboolean fb_control_register(FbWorld *world, GError **error);

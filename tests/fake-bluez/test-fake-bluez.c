@@ -1053,7 +1053,8 @@ static void test_legacy_controller(Fixture *f, gconstpointer data)
     g_assert_cmpuint(lookup_uint(reg, "Refreshes"), ==, 1);
     g_assert_cmpuint(lookup_uint(reg, "KeptAddress"), ==, 1);
 
-    /* Not scanning, a refresh gets a new address, as on any controller. */
+    /* Not scanning, a refresh moves to a new address, but only after the new data went out
+     * from the old one: counted too. */
     call_ok(f->conn, HCI0, "org.bluez.Adapter1", "StopDiscovery", NULL);
     WAIT_FOR(prop_bool(f, HCI0, "org.bluez.Adapter1", "Discovering", FALSE), WAIT_MS,
              "Discovering false on hci0 again");
@@ -1065,7 +1066,7 @@ static void test_legacy_controller(Fixture *f, gconstpointer data)
     addr3 = lookup_string(reg, "Address");
     g_assert_true(is_nrpa_string(addr3));
     g_assert_cmpstr(addr3, !=, addr1);
-    g_assert_cmpuint(lookup_uint(reg, "KeptAddress"), ==, 1);
+    g_assert_cmpuint(lookup_uint(reg, "KeptAddress"), ==, 2);
 
     call_ok(f->conn, HCI0, "org.bluez.LEAdvertisingManager1", "UnregisterAdvertisement",
             g_variant_new("(o)", ADV_PATH));

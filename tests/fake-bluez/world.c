@@ -32,6 +32,7 @@ FbWorld *fb_world_new(const FbOptions *opts, const ProxSimClock *clock, FbScenar
     world->clock = *clock;
     world->scenario = scenario;
     world->adapters = g_ptr_array_new();
+    world->late_replies = g_ptr_array_new();
     world->clients = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     world->links = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
     world->noise_rng = g_rand_new_with_seed_array(seed, G_N_ELEMENTS(seed));
@@ -371,6 +372,7 @@ void fb_world_shutdown(FbWorld *world)
     for (guint i = 0; i < world->adapters->len; i++)
         fb_adapter_set_powered(world->adapters->pdata[i], FALSE);
     world->shutting_down = TRUE;
+    fb_adverts_flush_late_replies(world);
     while (world->adapters->len > 0)
         fb_adapter_remove(world->adapters->pdata[world->adapters->len - 1]);
     fb_control_fail_waits(world);
@@ -391,6 +393,10 @@ void fb_world_free(FbWorld *world)
         return;
     while (world->adapters->len > 0)
         fb_adapter_remove(world->adapters->pdata[world->adapters->len - 1]);
+    if (world->late_replies != NULL) {
+        fb_adverts_flush_late_replies(world);
+        g_ptr_array_unref(world->late_replies);
+    }
     g_clear_handle_id(&world->tick_source, g_source_remove);
     g_clear_handle_id(&world->control_name_id, g_bus_unown_name);
     g_clear_handle_id(&world->bluez_name_id, g_bus_unown_name);

@@ -289,6 +289,73 @@ static void test_legacy_rotation(void)
     g_dbus_connection_signal_unsubscribe(h->connection, sub);
 }
 
+typedef struct {
+    HarnessDaemon *d;
+    guint64 rotation_ends;
+} RotationEndsWait;
+
+static gboolean on_the_air(gpointer p)
+{
+    g_autoptr(GVariant) ad = harness_fake_advertisement(p);
+    gboolean active = FALSE;
+    return ad != NULL && g_variant_lookup(ad, "Active", "b", &active) && active;
+}
+
+static gboolean rotation_ends_changed(gpointer p)
+{
+    RotationEndsWait *w = p;
+    return proxd_dbus_manager1_get_current_rotation_ends(w->d->proxy) != w->rotation_ends;
+}
+
+/* bluetoothd puts a registration on the air before it answers RegisterAdvertisement. A
+ * rotation in that gap must not reach bluetoothd as new data for the registration (an
+ * in-place refresh, which a legacy controller sends from the old address first: both RPIs
+ * on one address, seen in tests/vm on btvirt -L), but as a new registration once the first
+ * one is answered. */
+static void test_legacy_rotation_while_registering(void)
+{
+    g_autoptr(Harness) h = harness_new("legacy-le.json", 200);
+    harness_start_fake(h);
+    guint sub = g_dbus_connection_signal_subscribe(
+        h->connection, "org.proxd.FakeBluez", "org.proxd.FakeBluez1", NULL, NULL, NULL,
+        G_DBUS_SIGNAL_FLAGS_NONE, on_fake_signal, NULL, NULL);
+    /* Longer than the longest rotation interval (1200 simulated s = 6 s at 200x): the first
+     * rotation comes while proxd waits for the answer. */
+    g_autoptr(GVariant) r1 =
+        harness_fake_call(h, "SetRegisterReplyDelay", g_variant_new("(u)", 9000));
+
+    HarnessDaemon *alice = harness_start_proxd(h, "alice", 0, "person", NULL);
+    g_assert_true(harness_wait(on_the_air, alice, TIMEOUT_MS));
+    g_autoptr(GVariant) first = harness_fake_advertisement(alice);
+    g_autofree char *first_rpi = harness_advert_rpi_hex(first);
+    g_autofree char *first_address = NULL;
+    g_assert_true(g_variant_lookup(first, "Address", "s", &first_address));
+    RotationEndsWait rw = {alice, proxd_dbus_manager1_get_current_rotation_ends(alice->proxy)};
+    g_assert_true(harness_wait(rotation_ends_changed, &rw, TIMEOUT_MS));
+    /* Rotated while the registration is still unanswered. */
+    g_assert_false(proxd_dbus_manager1_get_advertising(alice->proxy));
+    g_autoptr(GVariant) r2 = harness_fake_call(h, "SetRegisterReplyDelay", g_variant_new("(u)", 0));
+
+    /* The new RPI goes on the air in a registration of its own, from a new address. */
+    RotationWait w = {alice, first_rpi, 0};
+    g_assert_true(harness_wait(rotated_and_scanning, &w, TIMEOUT_MS));
+    g_autoptr(GVariant) after = harness_fake_advertisement(alice);
+    const char *address_after = NULL;
+    guint32 refreshes = 1, kept = 1;
+    g_assert_true(g_variant_lookup(after, "Address", "&s", &address_after));
+    g_assert_true(g_variant_lookup(after, "Refreshes", "u", &refreshes));
+    g_assert_true(g_variant_lookup(after, "KeptAddress", "u", &kept));
+    g_assert_cmpstr(address_after, !=, first_address);
+    g_assert_cmpuint(refreshes, ==, 0);
+    g_assert_cmpuint(kept, ==, 0);
+    /* No registration of alice's was ever refreshed in place. */
+    g_autofree char *fake_log = g_strdup_printf("%s/fake-bluez-1.log", h->dir);
+    g_autofree char *text = NULL;
+    g_assert_true(g_file_get_contents(fake_log, &text, NULL, NULL));
+    g_assert_null(strstr(text, "refreshed in place"));
+    g_dbus_connection_signal_unsubscribe(h->connection, sub);
+}
+
 /* Another program scans on the legacy adapter (a settings panel, say): proxd cannot register
  * until it stops, says why, and registers once it has. */
 static void test_legacy_other_scanner(void)
@@ -325,5 +392,7 @@ int main(int argc, char **argv)
     g_test_add_func("/signals/third-sigterm-forces-exit", test_third_sigterm_forces);
     g_test_add_func("/legacy-controller/rotation-holds-scanning", test_legacy_rotation);
     g_test_add_func("/legacy-controller/other-scanner", test_legacy_other_scanner);
+    g_test_add_func("/legacy-controller/rotation-while-registering",
+                    test_legacy_rotation_while_registering);
     return g_test_run();
 }
