@@ -532,6 +532,13 @@ void bluez_advertiser_stop(BluezAdvertiser *self)
     g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(self->skeleton));
 }
 
+void bluez_advertiser_rotate_now(BluezAdvertiser *self)
+{
+    g_return_if_fail(BLUEZ_IS_ADVERTISER(self));
+    if (self->started && !self->stopping)
+        rotate(self);
+}
+
 gboolean bluez_advertiser_get_advertising(BluezAdvertiser *self)
 {
     g_return_val_if_fail(BLUEZ_IS_ADVERTISER(self), FALSE);

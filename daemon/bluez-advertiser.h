@@ -41,6 +41,9 @@ BluezAdvertiser *bluez_advertiser_new(GDBusConnection *connection, BluezAdapterW
 void bluez_advertiser_start(BluezAdvertiser *self);
 /* Unregisters (synchronously, bounded by a short timeout) and stops; for shutdown. */
 void bluez_advertiser_stop(BluezAdvertiser *self);
+/* Takes the identifier for now from the store's current key at once, with a new address
+ * (after the key in use was ended for a report). */
+void bluez_advertiser_rotate_now(BluezAdvertiser *self);
 
 /* TRUE while BlueZ holds our registration ("advertising" property, notify). */
 gboolean bluez_advertiser_get_advertising(BluezAdvertiser *self);

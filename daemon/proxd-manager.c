@@ -12,6 +12,8 @@
 #include "proxd-report.h"
 #include "proxd-venues.h"
 
+#include <sodium.h>
+
 #define SECONDS_PER_HOUR 3600
 #define MAX_SIGHTINGS_RETURNED 100000
 #define DEFAULT_DAYS 14
@@ -674,6 +676,27 @@ static void on_report_sent(GObject *source, GAsyncResult *res, gpointer user_dat
     g_free(call);
 }
 
+/* Same-day release: the report sends the key in use up to the current interval, so the
+ * device stops broadcasting it now (a new key and, with the rotation, a new address) rather
+ * than letting anyone who hears it later link it to a published key. Done before the upload:
+ * if that fails, the device just has a new key. */
+static gboolean end_key_in_use(ProxdManager *self, gint64 now, GError **error)
+{
+    ProxTek cut;
+    gboolean had_key = FALSE;
+    g_autoptr(GError) local = NULL;
+    if (!prox_store_cut_current_tek(self->store, now, prox_random_system, NULL, &cut, &had_key,
+                                    &local)) {
+        g_set_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_STORE,
+                    "cannot end the key in use, nothing was sent: %s", local->message);
+        return FALSE;
+    }
+    sodium_memzero(&cut, sizeof cut);
+    g_message("the key in use ends with this report: broadcasting a new one");
+    bluez_advertiser_rotate_now(self->advertiser);
+    return TRUE;
+}
+
 static gboolean handle_report(ProxdDbusManager1 *object, GDBusMethodInvocation *invocation,
                               const char *code, GVariant *days, GVariant *checkins)
 {
@@ -689,8 +712,8 @@ static gboolean handle_report(ProxdDbusManager1 *object, GDBusMethodInvocation *
         return_proxd_error(invocation, "Busy", "a report is being sent already");
         return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-    g_autoptr(ProxdReport) report =
-        proxd_report_new(self->store, proxd_clock_now(self->clock), &error);
+    gint64 now = proxd_clock_now(self->clock);
+    g_autoptr(ProxdReport) report = proxd_report_new(self->store, now, &error);
     if (report == NULL) {
         return_store_error(invocation, error);
         return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -710,6 +733,10 @@ static gboolean handle_report(ProxdDbusManager1 *object, GDBusMethodInvocation *
     }
     if (proxd_report_get_n_keys(report) == 0) {
         return_proxd_error(invocation, "NoKeys", "no keys to report yet");
+        return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+    if (proxd_report_get_cut_at(report) != 0 && !end_key_in_use(self, now, &error)) {
+        return_proxd_error(invocation, "Failed", error->message);
         return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
     ProxdReportOptions options = {.url = url};

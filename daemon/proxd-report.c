@@ -20,6 +20,8 @@ GQuark proxd_report_error_quark(void)
 
 struct _ProxdReport {
     GArray *teks;     /* ProxTek, oldest first; wiped on free */
+    gint64 cut_at;    /* 0, or the end of the current interval: the last key is the one in
+                       * use, as prox_store_cut_current_tek() ends it */
     GArray *checkins; /* ProxCheckIn offered, oldest first; wiped on free */
     GArray *selected; /* gboolean per check-in: confirmed to be sent */
 };
@@ -54,12 +56,20 @@ ProxdReport *proxd_report_new(ProxStore *store, gint64 now, GError **error)
     ProxdReport *report = g_new0(ProxdReport, 1);
     report->teks = g_array_new(FALSE, FALSE, sizeof(ProxTek));
     for (guint i = 0; i < stored->len; i++) {
-        const ProxTek *tek = &g_array_index(stored, ProxTek, i);
-        /* Started within the server's window, and over: the key whose period contains
-         * now is still being broadcast and is never sent. */
-        if (tek->rolling_start >= min_start &&
-            (guint64)tek->rolling_start + tek->rolling_period <= now_enin)
-            g_array_append_val(report->teks, *tek);
+        ProxTek tek = g_array_index(stored, ProxTek, i);
+        if (tek.rolling_start < min_start)
+            continue;
+        /* The key in use goes as the report ends it (same-day release): up to the current
+         * interval, while the device moves on to a new key; the server publishes it once
+         * that is over. Keys that are over go as they are. */
+        if (prox_tek_covers(&tek, now_enin)) {
+            tek.rolling_period = now_enin - tek.rolling_start + 1;
+            report->cut_at = prox_interval_start(now_enin + 1);
+        } else if (tek.rolling_start > now_enin) {
+            continue; /* starts later (the clock was set back): never broadcast yet */
+        }
+        g_array_append_val(report->teks, tek);
+        sodium_memzero(&tek, sizeof tek);
     }
     sodium_memzero(stored->data, (size_t)stored->len * sizeof(ProxTek));
     g_array_sort(report->teks, tek_cmp);
@@ -159,6 +169,11 @@ guint proxd_report_get_n_selected_checkins(const ProxdReport *report)
 guint proxd_report_get_n_keys(const ProxdReport *report)
 {
     return report->teks->len;
+}
+
+gint64 proxd_report_get_cut_at(const ProxdReport *report)
+{
+    return report->cut_at;
 }
 
 void proxd_report_get_key_period(const ProxdReport *report, guint i, guint32 *rolling_start,
@@ -299,6 +314,8 @@ GVariant *proxd_report_preview(const ProxdReport *report)
             &days, "t",
             (guint64)day_of_interval(g_array_index(report->teks, ProxTek, i).rolling_start));
     g_variant_dict_insert_value(&dict, "days", g_variant_builder_end(&days));
+    if (report->cut_at != 0)
+        g_variant_dict_insert(&dict, "cut-at", "t", (guint64)report->cut_at);
     if (n > 0) {
         g_variant_dict_insert(
             &dict, "first-day", "t",
@@ -469,8 +486,8 @@ gboolean proxd_report_send(const ProxdReport *report, const char *code,
         return FALSE;
     if (report->teks->len == 0) {
         g_set_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_NO_KEYS,
-                    "There is no key to report yet: today's key is sent only after it rolls "
-                    "over");
+                    "There is no key to report: this device has not broadcast in the last "
+                    "14 days");
         return FALSE;
     }
     g_autoptr(GBytes) body = proxd_report_build_body(report, code, error);

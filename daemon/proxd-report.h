@@ -67,13 +67,17 @@ typedef enum {
 
 typedef struct _ProxdReport ProxdReport;
 
-/* Selects the keys to report at `now` (unix seconds). May hold 0 keys (preview shows it;
- * sending refuses with NO_KEYS). */
+/* Selects the keys to report at `now` (unix seconds): the own keys of the last 14 days, the
+ * one in use cut short after the current interval (the caller ends it in the store with
+ * prox_store_cut_current_tek() before sending). May hold 0 keys (preview shows it; sending
+ * refuses with NO_KEYS). */
 ProxdReport *proxd_report_new(ProxStore *store, gint64 now, GError **error);
 void proxd_report_free(ProxdReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ProxdReport, proxd_report_free)
 
 guint proxd_report_get_n_keys(const ProxdReport *report);
+/* 0, or the end of the current interval when the last key is the one in use, cut there. */
+gint64 proxd_report_get_cut_at(const ProxdReport *report);
 /* Validity of key i (oldest first); never its key data. */
 void proxd_report_get_key_period(const ProxdReport *report, guint i, guint32 *rolling_start,
                                  guint32 *rolling_period);

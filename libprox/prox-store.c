@@ -191,6 +191,7 @@ typedef enum {
     STMT_RPIS_PER_HOUR,
     STMT_TEK_CURRENT,
     STMT_TEK_INSERT,
+    STMT_TEK_CUT,
     STMT_TEKS_LOAD,
     STMT_BATCH_FIND,
     STMT_BATCH_DELETE,
@@ -282,6 +283,7 @@ static const char *const stmt_sql[N_STMTS] = {
                          " ORDER BY rolling_start DESC, id DESC LIMIT 1",
     [STMT_TEK_INSERT] = "INSERT INTO own_teks (key_data, rolling_start, rolling_period,"
                         " created_at) VALUES (?1, ?2, ?3, ?4)",
+    [STMT_TEK_CUT] = "UPDATE own_teks SET rolling_period = ?2 WHERE key_data = ?1",
     [STMT_TEKS_LOAD] = "SELECT key_data, rolling_start, rolling_period FROM own_teks"
                        " WHERE rolling_start + rolling_period > ?1 ORDER BY rolling_start, id",
     [STMT_BATCH_FIND] = "SELECT id, finished FROM key_batches WHERE source = ?1 AND name = ?2",
@@ -1171,6 +1173,18 @@ static gboolean find_tek(ProxStore *store, uint32_t enin, ProxTek *out, gboolean
     return TRUE;
 }
 
+static gboolean insert_tek_locked(ProxStore *store, const ProxTek *tek, gint64 now, GError **error)
+{
+    sqlite3_stmt *stmt = stmt_get(store, STMT_TEK_INSERT, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_blob(stmt, 1, tek->key, PROX_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, tek->rolling_start);
+    sqlite3_bind_int64(stmt, 3, tek->rolling_period);
+    sqlite3_bind_int64(stmt, 4, now);
+    return stmt_exec(store, stmt, "Storing a new key", error);
+}
+
 static gboolean create_tek_locked(ProxStore *store, gint64 now, ProxRandomFunc random,
                                   void *random_data, ProxTek *out, GError **error)
 {
@@ -1180,18 +1194,56 @@ static gboolean create_tek_locked(ProxStore *store, gint64 now, ProxRandomFunc r
         return FALSE;
     if (found)
         return TRUE;
-    sqlite3_stmt *stmt = stmt_get(store, STMT_TEK_INSERT, error);
-    if (stmt == NULL)
-        return FALSE;
     ProxTek tek;
     prox_tek_generate(&tek, prox_tek_rolling_start(now), random, random_data);
-    sqlite3_bind_blob(stmt, 1, tek.key, PROX_KEY_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 2, tek.rolling_start);
-    sqlite3_bind_int64(stmt, 3, tek.rolling_period);
-    sqlite3_bind_int64(stmt, 4, now);
-    if (!stmt_exec(store, stmt, "Storing a new key", error))
+    gboolean ok = insert_tek_locked(store, &tek, now, error);
+    if (ok)
+        *out = tek;
+    sodium_memzero(&tek, sizeof tek);
+    return ok;
+}
+
+static gboolean cut_tek_locked(ProxStore *store, gint64 now, ProxRandomFunc random,
+                               void *random_data, ProxTek *cut, gboolean *had_key, GError **error)
+{
+    uint32_t enin = prox_interval_number(now);
+    uint32_t day_end = prox_tek_rolling_start(now) + PROX_TEK_ROLLING_PERIOD;
+    if (!find_tek(store, enin, cut, had_key, error))
         return FALSE;
-    *out = tek;
+    if (!*had_key)
+        return TRUE;
+    cut->rolling_period = enin - cut->rolling_start + 1;
+    sqlite3_stmt *stmt = stmt_get(store, STMT_TEK_CUT, error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_blob(stmt, 1, cut->key, PROX_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, cut->rolling_period);
+    if (!stmt_exec(store, stmt, "Ending the current key", error))
+        return FALSE;
+    /* The successor covers the current interval too (newer keys win the lookup), so the
+     * advertiser can leave the cut key at once. */
+    ProxTek next;
+    prox_tek_generate(&next, enin, random, random_data);
+    next.rolling_period = day_end - enin;
+    gboolean ok = insert_tek_locked(store, &next, now, error);
+    sodium_memzero(&next, sizeof next);
+    return ok;
+}
+
+gboolean prox_store_cut_current_tek(ProxStore *store, gint64 now, ProxRandomFunc random,
+                                    void *random_data, ProxTek *cut, gboolean *had_key,
+                                    GError **error)
+{
+    g_return_val_if_fail(store != NULL && random != NULL && cut != NULL && had_key != NULL, FALSE);
+    *had_key = FALSE;
+    if (!txn_begin(store->db, error))
+        return FALSE;
+    gboolean ok = cut_tek_locked(store, now, random, random_data, cut, had_key, error);
+    if (!txn_end(store->db, ok, error)) {
+        sodium_memzero(cut, sizeof *cut);
+        *had_key = FALSE;
+        return FALSE;
+    }
     return TRUE;
 }
 

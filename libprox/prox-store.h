@@ -113,6 +113,14 @@ gboolean prox_store_count_rpis_per_hour(ProxStore *store, gint64 since, gint64 u
 /* The TEK covering now's interval, creating (prox_tek_generate) and storing one if none. */
 gboolean prox_store_get_or_create_tek(ProxStore *store, gint64 now, ProxRandomFunc random,
                                       void *random_data, ProxTek *out, GError **error);
+/* Same-day release, when a positive test is reported: ends the TEK covering now with the
+ * current interval and stores a fresh one from the current interval to the end of the day
+ * (it wins the lookup above from now on). The reported key is then never broadcast again
+ * and its period is over once the key server publishes it. *cut is the key as ended;
+ * *had_key is FALSE when no key covered now (nothing to end). */
+gboolean prox_store_cut_current_tek(ProxStore *store, gint64 now, ProxRandomFunc random,
+                                    void *random_data, ProxTek *cut, gboolean *had_key,
+                                    GError **error);
 /* Own TEKs still valid at or after interval `since_enin`, oldest first (for reporting). */
 gboolean prox_store_load_teks(ProxStore *store, uint32_t since_enin, GArray **out /* ProxTek */,
                               GError **error);

@@ -650,6 +650,75 @@ static void test_teks(Fixture *f, gconstpointer data)
     prox_store_close(store);
 }
 
+/* Same-day release: the key in use ends with the current interval, a fresh one takes over
+ * from the current interval to the end of the day, and a second cut in the same interval
+ * ends that one too. */
+static void test_teks_cut(Fixture *f, gconstpointer data)
+{
+    ProxStore *store = open_store(f->path, 0);
+    GError *error = NULL;
+    guint counter = 1;
+    ProxTek day, cut, next, cut2, next2;
+    gboolean had = TRUE;
+    gint64 t = T0 + 3 * 3600 + 25 * 60; /* interval 20 of the day (03:20-03:30) */
+    uint32_t enin = prox_interval_number(t);
+
+    /* Nothing to cut before the first key exists. */
+    g_assert_true(
+        prox_store_cut_current_tek(store, t, counter_random, &counter, &cut, &had, &error));
+    g_assert_no_error(error);
+    g_assert_false(had);
+
+    g_assert_true(prox_store_get_or_create_tek(store, T0, counter_random, &counter, &day, &error));
+    g_assert_true(
+        prox_store_cut_current_tek(store, t, counter_random, &counter, &cut, &had, &error));
+    g_assert_no_error(error);
+    g_assert_true(had);
+    g_assert_cmpmem(cut.key, PROX_KEY_LEN, day.key, PROX_KEY_LEN);
+    g_assert_cmpuint(cut.rolling_start, ==, day.rolling_start);
+    g_assert_cmpuint(cut.rolling_period, ==, enin - day.rolling_start + 1);
+    g_assert_cmpuint(cut.rolling_period, ==, 21);
+
+    /* From now on the successor is current, to the end of the day, and nothing else. */
+    g_assert_true(prox_store_get_or_create_tek(store, t, counter_random, &counter, &next, &error));
+    g_assert_false(memcmp(next.key, day.key, PROX_KEY_LEN) == 0);
+    g_assert_cmpuint(next.rolling_start, ==, enin);
+    g_assert_cmpuint(next.rolling_start + next.rolling_period, ==,
+                     day.rolling_start + PROX_TEK_ROLLING_PERIOD);
+    g_assert_true(prox_store_get_or_create_tek(store, T0 + DAY - 1, counter_random, &counter,
+                                               &next2, &error));
+    g_assert_cmpmem(&next2, sizeof next2, &next, sizeof next);
+
+    /* The cut key is stored cut: a report later today sends it as ended. */
+    g_autoptr(GArray) teks = NULL;
+    g_assert_true(prox_store_load_teks(store, 0, &teks, &error));
+    g_assert_cmpuint(teks->len, ==, 2);
+    g_assert_cmpmem(&g_array_index(teks, ProxTek, 0), sizeof cut, &cut, sizeof cut);
+    g_assert_cmpmem(&g_array_index(teks, ProxTek, 1), sizeof next, &next, sizeof next);
+
+    /* Reported twice in one interval: the successor ends after one interval too. */
+    g_assert_true(
+        prox_store_cut_current_tek(store, t + 60, counter_random, &counter, &cut2, &had, &error));
+    g_assert_true(had);
+    g_assert_cmpmem(cut2.key, PROX_KEY_LEN, next.key, PROX_KEY_LEN);
+    g_assert_cmpuint(cut2.rolling_start, ==, enin);
+    g_assert_cmpuint(cut2.rolling_period, ==, 1);
+    g_assert_true(
+        prox_store_get_or_create_tek(store, t + 120, counter_random, &counter, &next2, &error));
+    g_assert_false(memcmp(next2.key, next.key, PROX_KEY_LEN) == 0);
+    g_assert_cmpuint(next2.rolling_start, ==, enin);
+
+    /* The last interval of the day: the successor covers just that one. */
+    gint64 last = T0 + DAY - 30;
+    g_assert_true(
+        prox_store_cut_current_tek(store, last, counter_random, &counter, &cut2, &had, &error));
+    g_assert_true(
+        prox_store_get_or_create_tek(store, last, counter_random, &counter, &next2, &error));
+    g_assert_cmpuint(next2.rolling_start, ==, prox_interval_number(last));
+    g_assert_cmpuint(next2.rolling_period, ==, 1);
+    prox_store_close(store);
+}
+
 /* ---- diagnosis keys ---- */
 
 static ProxDiagnosisKey make_key(guint seed, uint32_t rolling_start)
@@ -2270,6 +2339,7 @@ int main(int argc, char **argv)
     ADD("sightings/scan-instances", test_scan_instances);
     ADD("sightings/counts", test_counts);
     ADD("teks", test_teks);
+    ADD("teks-cut", test_teks_cut);
     ADD("keys/dedup-and-batches", test_diagnosis_keys);
     ADD("keys/many", test_diagnosis_keys_many);
     ADD("windows", test_exposure_windows);

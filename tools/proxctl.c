@@ -1222,20 +1222,24 @@ static int cmd_report(Ctx *c)
             print_json(b);
         }
     } else {
+        guint64 cut_at = 0;
+        gboolean cut = g_variant_lookup(preview, "cut-at", "t", &cut_at);
         g_print("This sends to %s:\n", url);
         g_print("  the one-time code you entered, and %u temporary exposure key%s (random\n"
                 "  numbers this device broadcast, one per day), for these days (UTC):\n",
                 keys, keys == 1 ? "" : "s");
         for (gsize i = 0; i < n_days; i++) {
             g_autofree char *d = format_day((gint64)day_values[i]);
-            g_print("    %s\n", d);
+            g_print("    %s%s\n", d, cut && i + 1 == n_days ? " (today, up to now)" : "");
         }
-        g_print("  No name, no device identity. Today's key is sent only after the day is\n"
-                "  over.\n");
+        g_print("  No name, no device identity.\n");
+        if (cut)
+            g_print("  This device switches to a new key at once; the server publishes today's\n"
+                    "  only after it has ended.\n");
     }
     if (keys == 0) {
-        g_printerr("proxctl: report: no keys to send yet (a key can be sent once its day is "
-                   "over)\n");
+        g_printerr("proxctl: report: no keys to send (this device has not broadcast in the "
+                   "last 14 days)\n");
         return EXIT_FAILURE_;
     }
     g_autoptr(GArray) chosen = choose_checkins(opts, offered);

@@ -1,6 +1,7 @@
-/* test-report.c - reporting a positive test: which keys are selected (last 14 days, never
- * the key in use), the preview, the exact upload, and the real prox-keyserver storing them
- * (checked in its database) or refusing a reused, unknown or expired code with its reason.
+/* test-report.c - reporting a positive test: which keys are selected (last 14 days, the key
+ * in use cut short after the current interval), the preview, the exact upload, and the real
+ * prox-keyserver storing them (checked in its database) or refusing a reused, unknown or expired
+ * code with its reason.
  */
 #include "proxd-report.h"
 #include "sync-test-util.h"
@@ -10,6 +11,9 @@
 #include <string.h>
 
 #define TODAY_MIDNIGHT (TEST_NOW - TEST_NOW % DAY)
+/* TEST_NOW is 18:40 UTC, the start of interval 112 of the day: today's key is sent covering
+ * intervals 0..112. */
+#define TODAY_CUT_PERIOD 113
 
 typedef struct {
     char *dir;
@@ -48,6 +52,14 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
 static const ProxTek *tek_days_ago(Fixture *f, guint d)
 {
     return &g_array_index(f->teks, ProxTek, d);
+}
+
+/* Today's key as a report at TEST_NOW sends it. */
+static ProxTek today_cut(Fixture *f)
+{
+    ProxTek tek = *tek_days_ago(f, 0);
+    tek.rolling_period = TODAY_CUT_PERIOD;
+    return tek;
 }
 
 /* "HEX:start:period" of the keys in the authority database, ordered by start. */
@@ -119,15 +131,17 @@ static void test_selection(Fixture *f, gconstpointer data)
     g_autoptr(GError) error = NULL;
     g_autoptr(ProxdReport) report = proxd_report_new(f->store, TEST_NOW, &error);
     g_assert_no_error(error);
-    /* Days 1..14 before today: today's key is in use, 15 and 16 are too old. */
-    g_assert_cmpuint(proxd_report_get_n_keys(report), ==, 14);
-    for (guint i = 0; i < 14; i++) {
+    /* Days 1..14 before today whole, today's up to the current interval; 15 and 16 are too
+     * old. */
+    g_assert_cmpuint(proxd_report_get_n_keys(report), ==, 15);
+    for (guint i = 0; i < 15; i++) {
         guint32 start = 0, period = 0;
         proxd_report_get_key_period(report, i, &start, &period);
         const ProxTek *expect = tek_days_ago(f, 14 - i);
         g_assert_cmpuint(start, ==, expect->rolling_start);
-        g_assert_cmpuint(period, ==, 144);
+        g_assert_cmpuint(period, ==, i < 14 ? 144 : TODAY_CUT_PERIOD);
     }
+    g_assert_cmpint(proxd_report_get_cut_at(report), ==, TEST_NOW + 600);
 
     g_autoptr(GVariant) preview = g_variant_ref_sink(proxd_report_preview(report));
     guint32 n = 0;
@@ -137,35 +151,78 @@ static void test_selection(Fixture *f, gconstpointer data)
     g_assert_true(g_variant_lookup(preview, "first-day", "t", &first));
     g_assert_true(g_variant_lookup(preview, "last-day", "t", &last));
     g_assert_true(g_variant_lookup(preview, "bytes", "u", &bytes));
-    g_assert_cmpuint(n, ==, 14);
+    g_assert_cmpuint(n, ==, 15);
     g_assert_cmpuint(first, ==, TODAY_MIDNIGHT - 14 * DAY);
-    g_assert_cmpuint(last, ==, TODAY_MIDNIGHT - DAY);
+    g_assert_cmpuint(last, ==, TODAY_MIDNIGHT);
+    guint64 cut_at = 0;
+    g_assert_true(g_variant_lookup(preview, "cut-at", "t", &cut_at));
+    g_assert_cmpuint(cut_at, ==, TEST_NOW + 600);
     g_assert_cmpuint(bytes, ==, PROXD_REPORT_BODY_SIZE);
     g_autoptr(GVariant) days = g_variant_lookup_value(preview, "days", G_VARIANT_TYPE("at"));
     gsize n_days = 0;
     const guint64 *d = g_variant_get_fixed_array(days, &n_days, sizeof(guint64));
-    g_assert_cmpuint(n_days, ==, 14);
+    g_assert_cmpuint(n_days, ==, 15);
     g_assert_true(proxd_report_matches(report, (const gint64 *)d, n_days));
     g_assert_false(proxd_report_matches(report, (const gint64 *)d, n_days - 1));
-    gint64 shifted[14];
-    for (guint i = 0; i < 14; i++)
+    gint64 shifted[15];
+    for (guint i = 0; i < 15; i++)
         shifted[i] = (gint64)d[i] + DAY;
-    g_assert_false(proxd_report_matches(report, shifted, 14));
+    g_assert_false(proxd_report_matches(report, shifted, 15));
 
-    /* Five minutes after midnight: yesterday's key has rolled over and is in; the oldest
-     * day moved out. */
+    /* Five minutes after midnight, before the new day's key exists: yesterday's key is in
+     * whole and nothing is cut; the oldest day moved out. */
     g_autoptr(ProxdReport) after = proxd_report_new(f->store, TODAY_MIDNIGHT + DAY + 300, &error);
     g_assert_cmpuint(proxd_report_get_n_keys(after), ==, 14);
+    g_assert_cmpint(proxd_report_get_cut_at(after), ==, 0);
     guint32 start = 0, period = 0;
     proxd_report_get_key_period(after, 13, &start, &period);
     g_assert_cmpuint(start, ==, tek_days_ago(f, 0)->rolling_start);
+    g_assert_cmpuint(period, ==, 144);
     proxd_report_get_key_period(after, 0, &start, &period);
     g_assert_cmpuint(start, ==, tek_days_ago(f, 13)->rolling_start);
 
-    /* One second before the key rolls over it is still in use. */
+    /* In the day's last interval the key in use is whole, but still the one in use. */
     g_autoptr(ProxdReport) before = proxd_report_new(f->store, TODAY_MIDNIGHT + DAY - 1, &error);
-    proxd_report_get_key_period(before, 13, &start, &period);
-    g_assert_cmpuint(start, ==, tek_days_ago(f, 1)->rolling_start);
+    g_assert_cmpuint(proxd_report_get_n_keys(before), ==, 15);
+    proxd_report_get_key_period(before, 14, &start, &period);
+    g_assert_cmpuint(start, ==, tek_days_ago(f, 0)->rolling_start);
+    g_assert_cmpuint(period, ==, 144);
+    g_assert_cmpint(proxd_report_get_cut_at(before), ==, TODAY_MIDNIGHT + DAY);
+}
+
+/* After the store ended the key in use (the daemon does before it sends), a report in the
+ * same interval sends the ended key as it is and its successor up to now; nothing of a key
+ * that starts later (a clock set back). */
+static void test_selection_after_cut(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    ProxTek cut, next;
+    gboolean had = FALSE;
+    g_assert_true(
+        prox_store_cut_current_tek(f->store, TEST_NOW, test_random, NULL, &cut, &had, &error));
+    g_assert_true(had);
+    ProxTek expect_cut = today_cut(f);
+    g_assert_cmpmem(&cut, sizeof cut, &expect_cut, sizeof expect_cut);
+    g_assert_true(
+        prox_store_get_or_create_tek(f->store, TEST_NOW, test_random, NULL, &next, &error));
+
+    g_autoptr(ProxdReport) report = proxd_report_new(f->store, TEST_NOW + 60, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(proxd_report_get_n_keys(report), ==, 16);
+    guint32 start = 0, period = 0;
+    proxd_report_get_key_period(report, 14, &start, &period);
+    g_assert_cmpuint(start, ==, cut.rolling_start);
+    g_assert_cmpuint(period, ==, TODAY_CUT_PERIOD);
+    proxd_report_get_key_period(report, 15, &start, &period);
+    g_assert_cmpuint(start, ==, next.rolling_start);
+    g_assert_cmpuint(period, ==, 1);
+
+    /* Seen from an earlier interval, the successor has not started: left out. */
+    g_autoptr(ProxdReport) earlier = proxd_report_new(f->store, TEST_NOW - 600, &error);
+    g_assert_cmpuint(proxd_report_get_n_keys(earlier), ==, 15);
+    proxd_report_get_key_period(earlier, 14, &start, &period);
+    g_assert_cmpuint(start, ==, cut.rolling_start);
+    g_assert_cmpuint(period, ==, TODAY_CUT_PERIOD - 1);
 }
 
 static void test_no_keys(Fixture *f, gconstpointer data)
@@ -173,10 +230,10 @@ static void test_no_keys(Fixture *f, gconstpointer data)
     g_autofree char *path = g_build_filename(f->dir, "new.db", NULL);
     ProxStore *store = test_store_open(path);
     g_autoptr(GError) error = NULL;
-    ProxTek tek;
-    g_assert_true(prox_store_get_or_create_tek(store, TEST_NOW, test_random, NULL, &tek, &error));
+    /* A device that never broadcast: its first key is made only when it advertises. */
     g_autoptr(ProxdReport) report = proxd_report_new(store, TEST_NOW, &error);
     g_assert_cmpuint(proxd_report_get_n_keys(report), ==, 0);
+    g_assert_cmpint(proxd_report_get_cut_at(report), ==, 0);
     g_autoptr(GVariant) preview = g_variant_ref_sink(proxd_report_preview(report));
     g_assert_false(g_variant_lookup(preview, "first-day", "t", NULL));
     ProxdReportOptions opts = {.url = "http://127.0.0.1:1/v1/publish"};
@@ -202,8 +259,8 @@ static void test_body(Fixture *f, gconstpointer data)
     g_assert_cmpstr(json_object_get_string_member(obj, "code"), ==, "K7QM-2XRP-9DWT");
     g_assert_true(json_object_has_member(obj, "padding"));
     JsonArray *keys = json_object_get_array_member(obj, "temporaryExposureKeys");
-    g_assert_cmpuint(json_array_get_length(keys), ==, 14);
-    for (guint i = 0; i < 14; i++) {
+    g_assert_cmpuint(json_array_get_length(keys), ==, 15);
+    for (guint i = 0; i < 15; i++) {
         JsonObject *k = json_array_get_object_element(keys, i);
         g_assert_cmpuint(json_object_get_size(k), ==, 4);
         const ProxTek *expect = tek_days_ago(f, 14 - i);
@@ -212,7 +269,8 @@ static void test_body(Fixture *f, gconstpointer data)
         g_assert_cmpmem(raw, klen, expect->key, PROX_KEY_LEN);
         g_assert_cmpint(json_object_get_int_member(k, "rollingStartNumber"), ==,
                         expect->rolling_start);
-        g_assert_cmpint(json_object_get_int_member(k, "rollingPeriod"), ==, 144);
+        g_assert_cmpint(json_object_get_int_member(k, "rollingPeriod"), ==,
+                        i < 14 ? 144 : TODAY_CUT_PERIOD);
         g_assert_cmpint(json_object_get_int_member(k, "transmissionRisk"), ==, 0);
     }
 
@@ -283,14 +341,14 @@ static SoupServer *capture_server(Capture *c, char **url)
 
 static void test_wire(Fixture *f, gconstpointer data)
 {
-    Capture c = {200, "{\"inserted\":14}", "application/json", NULL, NULL};
+    Capture c = {200, "{\"inserted\":15}", "application/json", NULL, NULL};
     g_autofree char *url = NULL;
     g_autoptr(SoupServer) server = capture_server(&c, &url);
     guint inserted = 0;
     g_autoptr(GError) error = NULL;
     g_assert_true(send_report(f, url, "K7QM-2XRP-9DWT", &inserted, &error));
     g_assert_no_error(error);
-    g_assert_cmpuint(inserted, ==, 14);
+    g_assert_cmpuint(inserted, ==, 15);
     /* Only what the upload needs: no User-Agent, cookies or anything naming the device. */
     g_assert_cmpstr(soup_message_headers_get_one(c.headers, "Content-Type"), ==,
                     "application/json");
@@ -482,19 +540,21 @@ static void test_keyserver(Fixture *f, gconstpointer data)
     g_autoptr(GError) error = NULL;
     g_assert_true(send_report(f, url, code, &inserted, &error));
     g_assert_no_error(error);
-    g_assert_cmpuint(inserted, ==, 14);
+    g_assert_cmpuint(inserted, ==, 15);
     g_assert_true(log_capture_contains("report accepted", NULL));
     g_assert_false(log_capture_contains(code, NULL)); /* the code is never logged */
 
-    /* Exactly the keys of days 1..14 before today, as they are in the device store. */
+    /* Exactly the keys of days 1..14 before today, as they are in the device store, and
+     * today's up to the current interval (the server takes it; it publishes it once over). */
     g_autoptr(GPtrArray) rows = server_keys(f->db);
-    g_assert_cmpuint(rows->len, ==, 14);
+    g_assert_cmpuint(rows->len, ==, 15);
     for (guint i = 0; i < 14; i++) {
         g_autofree char *expect = tek_row(tek_days_ago(f, 14 - i));
         g_assert_cmpstr(rows->pdata[i], ==, expect);
     }
-    g_autofree char *today = tek_row(tek_days_ago(f, 0));
-    g_assert_false(g_ptr_array_find_with_equal_func(rows, today, g_str_equal, NULL));
+    ProxTek cut = today_cut(f);
+    g_autofree char *today = tek_row(&cut);
+    g_assert_cmpstr(rows->pdata[14], ==, today);
     g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM codes WHERE used_at IS NOT NULL"), ==,
                     1);
 
@@ -505,7 +565,7 @@ static void test_keyserver(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(error->message, "code_used"));
     g_assert_nonnull(strstr(error->message, "409"));
     g_test_message("reused code: %s", error->message);
-    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys"), ==, 14);
+    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys"), ==, 15);
 
     /* A code the server never issued. */
     g_clear_error(&error);
@@ -517,7 +577,7 @@ static void test_keyserver(Fixture *f, gconstpointer data)
     g_clear_error(&error);
     g_assert_false(send_report(f, url, expired, NULL, &error));
     g_assert_error(error, PROXD_REPORT_ERROR, PROXD_REPORT_ERROR_CODE_EXPIRED);
-    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys"), ==, 14);
+    g_assert_cmpint(test_db_int(f->db, "SELECT count(*) FROM keys"), ==, 15);
 
     g_assert_cmpint(test_server_stop(server), ==, 0);
 }
@@ -528,6 +588,7 @@ int main(int argc, char **argv)
     log_capture_install();
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
     ADD("/report/selection", test_selection);
+    ADD("/report/selection-after-cut", test_selection_after_cut);
     ADD("/report/no-keys", test_no_keys);
     ADD("/report/body", test_body);
     ADD("/report/url-policy", test_url_policy);
