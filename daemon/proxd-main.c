@@ -391,6 +391,7 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     d.manager = manager;
+    proxd_manager_load(manager);
     if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(manager), connection,
                                           PROXD_MANAGER_OBJECT_PATH, &error)) {
         g_critical("cannot export %s: %s", PROXD_MANAGER_OBJECT_PATH, error->message);

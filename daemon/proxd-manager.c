@@ -35,6 +35,7 @@ struct _ProxdManager {
     gboolean reporting;
 
     gboolean started;
+    GArray *startup_exposures; /* ProxVenueExposure found by _load(), signalled by _start() */
     gboolean stopping;
     guint refresh_id;
     guint hourly_id;
@@ -768,6 +769,12 @@ static void emit_venue_exposures(ProxdManager *self, GArray *exposures)
 {
     if (exposures == NULL || exposures->len == 0)
         return;
+    if (!self->started) {
+        /* Found while loading, before the name is owned: nobody would get the signal. */
+        g_array_append_vals(self->startup_exposures, exposures->data, exposures->len);
+        refresh_venue_count(self);
+        return;
+    }
     if (is_person(self)) {
         for (guint i = 0; i < exposures->len; i++) {
             const ProxVenueExposure *e = &g_array_index(exposures, ProxVenueExposure, i);
@@ -1110,17 +1117,24 @@ static void proxd_manager_iface_init(ProxdDbusManager1Iface *iface)
 
 /* ---- life cycle ---- */
 
+void proxd_manager_load(ProxdManager *self)
+{
+    g_return_if_fail(PROXD_IS_MANAGER(self));
+    proxd_manager_refresh_counts(self);
+    proxd_manager_refresh_risk(self);
+    refresh_venue_count(self);
+    /* A planned departure that passed while proxd was not running checks out now. */
+    refresh_checkin(self);
+}
+
 void proxd_manager_start(ProxdManager *self)
 {
     g_return_if_fail(PROXD_IS_MANAGER(self));
     if (self->started)
         return;
     self->started = TRUE;
-    proxd_manager_refresh_counts(self);
-    proxd_manager_refresh_risk(self);
-    refresh_venue_count(self);
-    /* A planned departure that passed while proxd was not running checks out now. */
-    refresh_checkin(self);
+    emit_venue_exposures(self, self->startup_exposures);
+    g_array_set_size(self->startup_exposures, 0);
     schedule_hourly(self);
     schedule_sync(self);
     bluez_advertiser_start(self->advertiser);
@@ -1156,6 +1170,7 @@ static void proxd_manager_dispose(GObject *object)
     g_clear_handle_id(&self->refresh_id, g_source_remove);
     g_clear_handle_id(&self->sync_id, g_source_remove);
     g_clear_handle_id(&self->checkout_id, g_source_remove);
+    g_clear_pointer(&self->startup_exposures, g_array_unref);
     if (self->cancellable != NULL)
         g_cancellable_cancel(self->cancellable);
     g_clear_object(&self->cancellable);
@@ -1190,6 +1205,7 @@ static void proxd_manager_class_init(ProxdManagerClass *klass)
 static void proxd_manager_init(ProxdManager *self)
 {
     self->cancellable = g_cancellable_new();
+    self->startup_exposures = g_array_new(FALSE, FALSE, sizeof(ProxVenueExposure));
 }
 
 /* The authority keys venue QR codes must verify against: the key lists' ([Sync] PinnedKeys).

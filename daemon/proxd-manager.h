@@ -31,6 +31,10 @@ ProxdManager *proxd_manager_new(GDBusConnection *connection, ProxdConfig *config
                                 ProxStore *store, ProxdSync *sync, GError **error);
 
 /* Starts following BlueZ, advertising and scanning. */
+/* Fills the properties from the store (counts, risk, the open check-in, closing one whose
+ * planned departure passed while proxd was not running). Called before the bus name is
+ * owned, so no client ever reads the defaults. */
+void proxd_manager_load(ProxdManager *self);
 void proxd_manager_start(ProxdManager *self);
 /* Commits pending sightings, unregisters the advertisement, stops discovery. */
 void proxd_manager_shutdown(ProxdManager *self);

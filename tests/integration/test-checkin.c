@@ -464,7 +464,7 @@ static void test_warning_matches_corrected_checkin(void)
     }
     g_assert_cmpuint(watch.count, ==, 0);
     /* The person was there from 4 h ago to 2 h 45 ago: 15 minutes inside the window. */
-    g_assert_true(edit(d, id, now - 4 * 3600, now - 3 * 3600 + 15 * 60, &error));
+    edit(d, id, now - 4 * 3600, now - 3 * 3600 + 15 * 60, &error);
     g_assert_no_error(error);
     g_assert_true(harness_wait(venue_signalled, &watch, TIMEOUT_MS));
     g_assert_cmpuint(watch.count, ==, 1);
