@@ -10,14 +10,19 @@
 #define G_LOG_DOMAIN "proxd-test"
 
 #include <json-glib/json-glib.h>
+#include <sqlite3.h>
+#include <string.h>
 
 #include "e2e-util.h"
 #include "harness.h"
+#include "prox-keys.h"
 
 #define SPEED 80.0
 #define DAY 86400
 /* 2026-01-15 23:15 UTC. */
 #define WORLD_START (HARNESS_SIM_EPOCH - 8 * 3600 + 23 * 3600 + 15 * 60)
+/* 2026-01-15 10:02 UTC: the same-day report. */
+#define MORNING_START (HARNESS_SIM_EPOCH - 8 * 3600 + 10 * 3600 + 2 * 60)
 #define NEXT_DAY (HARNESS_SIM_EPOCH - 8 * 3600 + DAY)
 #define ONSET "2026-01-15"
 
@@ -166,9 +171,135 @@ static void test_report_publish_sync(void)
     e2e_authority_clear(&auth);
 }
 
+/* The keys the key server stored: hex RPIs of every interval each covers. */
+static GHashTable *server_rpis(E2eAuthority *a, guint *n_keys, guint32 *last_end)
+{
+    GHashTable *rpis = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    g_assert_cmpint(sqlite3_open_v2(a->db, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+    sqlite3_busy_timeout(db, E2E_TIMEOUT_MS);
+    g_assert_cmpint(sqlite3_prepare_v2(db,
+                                       "SELECT key_data, rolling_start, rolling_period FROM keys",
+                                       -1, &stmt, NULL),
+                    ==, SQLITE_OK);
+    *n_keys = 0;
+    *last_end = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        uint8_t rpik[PROX_KEY_LEN];
+        guint32 start = (guint32)sqlite3_column_int64(stmt, 1);
+        guint32 period = (guint32)sqlite3_column_int64(stmt, 2);
+        g_assert_cmpint(sqlite3_column_bytes(stmt, 0), ==, PROX_KEY_LEN);
+        prox_rpik_derive(sqlite3_column_blob(stmt, 0), rpik);
+        for (guint32 i = 0; i < period; i++) {
+            ProxRpi rpi;
+            prox_rpi_compute(rpik, start + i, &rpi);
+            g_hash_table_add(rpis, harness_hex(rpi.bytes, sizeof rpi.bytes));
+        }
+        (*n_keys)++;
+        *last_end = MAX(*last_end, start + period);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return rpis;
+}
+
+typedef struct {
+    HarnessDaemon *d;
+    const char *old_rpi;
+} NewRpiWait;
+
+static gboolean new_rpi_on_air(gpointer p)
+{
+    NewRpiWait *w = p;
+    g_autoptr(GVariant) ad = harness_fake_advertisement(w->d);
+    g_autofree char *rpi = ad != NULL ? harness_advert_rpi_hex(ad) : NULL;
+    return rpi != NULL && g_strcmp0(rpi, w->old_rpi) != 0;
+}
+
+static void on_fake_signal(GDBusConnection *c, const char *sender, const char *path,
+                           const char *iface, const char *signal, GVariant *params, gpointer p)
+{
+    /* Waking the wait is enough: the condition asks the fake. */
+}
+
+/* Same-day release: a reports in the morning of the day a and b met. The report carries the
+ * key in use up to the current interval; a broadcasts from a new key at once; the key is
+ * published only once its last interval is over, and then b is warned about that morning. */
+static void test_same_day_report(void)
+{
+    g_autoptr(Harness) h = harness_new_at("report-sync.json", SPEED, MORNING_START);
+    E2eAuthority auth;
+    e2e_authority_init(&auth, h);
+    g_autofree char *code = e2e_authority_issue_code(&auth, "2026-01-15", 0, NULL);
+    e2e_authority_start_keyserver(&auth, NULL);
+    g_autofree char *a_config = e2e_authority_device_config(&auth, E2E_CONFIG_REPORT);
+    g_autofree char *sync_config = e2e_authority_device_config(&auth, E2E_CONFIG_SYNC);
+    harness_start_fake(h);
+    guint sub = g_dbus_connection_signal_subscribe(
+        h->connection, "org.proxd.FakeBluez", "org.proxd.FakeBluez1", NULL, NULL, NULL,
+        G_DBUS_SIGNAL_FLAGS_NONE, on_fake_signal, NULL, NULL);
+    HarnessDaemon *a = harness_start_proxd(h, "a", 0, "person", a_config);
+    HarnessDaemon *b = harness_start_proxd(h, "b", 1, "person", sync_config);
+    HarnessDaemon *c = harness_start_proxd(h, "c", 2, "person", sync_config);
+
+    /* a and b sit together for 40 minutes. */
+    g_assert_true(harness_wait(has_encounters, b, E2E_TIMEOUT_MS));
+    harness_wait_sim_time(h, MORNING_START + 40 * 60);
+    g_autoptr(GVariant) before = harness_fake_advertisement(a);
+    g_assert_nonnull(before);
+    g_autofree char *rpi_before = harness_advert_rpi_hex(before);
+
+    const char *report[] = {"--json", "report", "--code", code, "--yes", NULL};
+    g_autofree char *out = NULL, *err = NULL;
+    int status = e2e_proxctl(a, report, &out, &err);
+    if (status != 0)
+        g_test_message("proxctl report: %s%s", out, err);
+    g_assert_cmpint(status, ==, 0);
+    double reported_at = harness_sim_now(h);
+
+    /* The server has today's key, ending with the interval of the report. */
+    guint n_keys = 0;
+    guint32 end = 0;
+    g_autoptr(GHashTable) reported = server_rpis(&auth, &n_keys, &end);
+    g_assert_cmpuint(n_keys, ==, 1);
+    g_assert_cmpuint(end, ==, prox_interval_number((gint64)reported_at) + 1);
+    g_assert_true(g_hash_table_contains(reported, rpi_before));
+
+    /* a left that key at once: a new identifier, not one of the reported key's. */
+    NewRpiWait nw = {a, rpi_before};
+    g_assert_true(harness_wait(new_rpi_on_air, &nw, E2E_TIMEOUT_MS));
+    g_autoptr(GVariant) after = harness_fake_advertisement(a);
+    g_autofree char *rpi_after = harness_advert_rpi_hex(after);
+    g_assert_false(g_hash_table_contains(reported, rpi_after));
+    g_assert_cmpfloat(harness_sim_now(h) - reported_at, <, 300);
+
+    /* Not published while its last interval lasts... */
+    g_auto(GStrv) early = e2e_authority_publish(&auth, 0);
+    g_assert_cmpuint(g_strv_length(early), ==, 0);
+    /* ...and published once it is over: b is warned of the morning, c is not. */
+    harness_wait_sim_time(h, (double)prox_interval_start(end) + 1);
+    g_auto(GStrv) lists = e2e_authority_publish(&auth, 0);
+    g_assert_cmpuint(g_strv_length(lists), ==, 1);
+    g_autoptr(GVariant) b_result = e2e_sync_complete(b);
+    g_autoptr(GVariant) c_result = e2e_sync_complete(c);
+    const char *b_risk = NULL, *c_risk = NULL;
+    g_assert_true(g_variant_lookup(b_result, "risk-level", "&s", &b_risk));
+    g_assert_true(g_variant_lookup(c_result, "risk-level", "&s", &c_risk));
+    g_assert_cmpstr(b_risk, ==, "high");
+    g_assert_cmpstr(c_risk, ==, "low");
+
+    g_dbus_connection_signal_unsubscribe(h->connection, sub);
+    harness_stop_proxd(a);
+    harness_stop_proxd(b);
+    harness_stop_proxd(c);
+    e2e_authority_clear(&auth);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/e2e/report-publish-sync", test_report_publish_sync);
+    g_test_add_func("/e2e/same-day-report", test_same_day_report);
     return g_test_run();
 }
