@@ -154,6 +154,7 @@ gboolean authority_upload_check_keys(const ProxDiagnosisKey *keys, size_t n, gin
         return FALSE;
     }
     gint64 now_interval = prox_interval_number(now);
+    gint64 device_interval = prox_interval_number(now + AUTHORITY_CLOCK_SKEW_SECONDS);
     gint64 today_start = (now_interval / PROX_TEK_ROLLING_PERIOD) * PROX_TEK_ROLLING_PERIOD;
     gint64 min_start =
         today_start - (gint64)AUTHORITY_UPLOAD_MAX_AGE_DAYS * PROX_TEK_ROLLING_PERIOD;
@@ -166,8 +167,8 @@ gboolean authority_upload_check_keys(const ProxDiagnosisKey *keys, size_t n, gin
             return FALSE;
         }
         /* A key may cover the current interval (a device's key of today, cut short at the
-         * upload) but never a later one. */
-        if ((gint64)tek->rolling_start + tek->rolling_period > now_interval + 1) {
+         * upload; by a clock up to the skew ahead) but never a later one. */
+        if ((gint64)tek->rolling_start + tek->rolling_period > device_interval + 1) {
             g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_KEY_IN_FUTURE,
                         "key %zu: valid until interval %" G_GINT64_FORMAT
                         ", after the current interval %" G_GINT64_FORMAT,
@@ -237,7 +238,7 @@ static gboolean checkin_parse(JsonNode *node, guint index, gint64 now, Authority
                     AUTHORITY_CHECKIN_MAX_SECONDS);
         return FALSE;
     }
-    if (checkin->end > now) {
+    if (checkin->end > now + AUTHORITY_CLOCK_SKEW_SECONDS) {
         g_set_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_CHECKIN_IN_FUTURE,
                     "checkin %u: ends in the future", index);
         return FALSE;

@@ -31,8 +31,13 @@ G_BEGIN_DECLS
 /* GAEN's range of days since onset of symptoms. */
 #define AUTHORITY_DSOS_MIN (-14)
 #define AUTHORITY_DSOS_MAX 14
+/* How far ahead of the server's clock a device's clock may be: keys reaching into the
+ * interval of now + this, check-ins ending by then and counts for its hour are taken (a phone
+ * reporting seconds after an interval or hour began by its own clock is not refused; the
+ * publication embargo still runs on the server's clock). */
+#define AUTHORITY_CLOCK_SKEW_SECONDS 300
 /* Optional "checkins": at most this many, each start < end <= start + 24 h, ending no later
- * than now and starting within the last AUTHORITY_UPLOAD_MAX_AGE_DAYS days. */
+ * than now (+ the skew) and starting within the last AUTHORITY_UPLOAD_MAX_AGE_DAYS days. */
 #define AUTHORITY_UPLOAD_MAX_CHECKINS 60
 #define AUTHORITY_CHECKIN_MAX_SECONDS 86400
 

@@ -427,10 +427,14 @@ gboolean authority_venue_count_parse(const char *body, size_t len, gint64 now,
     if (hour % AUTHORITY_HOUR_SECONDS != 0)
         return count_reject(error, AUTHORITY_REJECT_BAD_HOUR,
                             "hour is not a multiple of 3600 (the start of an hour)");
-    /* The current hour counts (a check-in just now); a later one not. */
+    /* The current hour counts (a check-in just now, by a clock up to the skew ahead); a
+     * later one not. */
     gint64 current =
         now - (now % AUTHORITY_HOUR_SECONDS + AUTHORITY_HOUR_SECONDS) % AUTHORITY_HOUR_SECONDS;
-    if (hour > current)
+    gint64 ahead = now + AUTHORITY_CLOCK_SKEW_SECONDS;
+    gint64 latest =
+        ahead - (ahead % AUTHORITY_HOUR_SECONDS + AUTHORITY_HOUR_SECONDS) % AUTHORITY_HOUR_SECONDS;
+    if (hour > latest)
         return count_reject(error, AUTHORITY_REJECT_HOUR_IN_FUTURE, "hour is in the future");
     if (hour < current - (gint64)AUTHORITY_VENUE_COUNT_MAX_AGE_DAYS * DAY_SECONDS)
         return count_reject(error, AUTHORITY_REJECT_HOUR_TOO_OLD, "hour is more than 14 days ago");

@@ -116,6 +116,22 @@ static void test_upload_rules(void)
             g_assert_cmpuint(upload->keys->len, ==, 1);
         }
     }
+    /* A device clock up to 5 minutes ahead: 4 minutes before the next interval by the
+     * server's clock, a key reaching into it is taken; 6 minutes before, not. */
+    for (int ahead = 0; ahead < 2; ahead++) {
+        uint8_t key[PROX_KEY_LEN] = {0x5e};
+        g_autofree char *k = test_key_json(key, TEST_TODAY_START, now_i + 2 - TEST_TODAY_START);
+        g_autofree char *body =
+            g_strdup_printf("{\"code\":\"ABCD-EFGH-JKLM\",\"temporaryExposureKeys\":[%s]}", k);
+        gint64 server_now = TEST_NOW + 600 - (ahead ? 240 : 360);
+        g_autoptr(AuthorityUpload) upload =
+            authority_upload_parse(body, strlen(body), server_now, TRUE, &error);
+        g_assert_cmpint(upload != NULL, ==, ahead);
+        if (!ahead) {
+            g_assert_error(error, AUTHORITY_REJECT, AUTHORITY_REJECT_KEY_IN_FUTURE);
+            g_clear_error(&error);
+        }
+    }
     /* Defaults and optional fields. */
     g_autoptr(AuthorityUpload) full = parse(
         "{\"key\":\"AAECAwQFBgcICQoLDA0ODw==\",\"rollingStartNumber\":2649744,"
@@ -602,7 +618,10 @@ static void test_venue_count_rules(void)
         {1589997600, 1589997600, -1}, /* now exactly on the hour: that hour is current */
         {1589997600, 1590001200, AUTHORITY_REJECT_HOUR_IN_FUTURE},
         {1590001199, 1589997600, -1},
-        {1590001199, 1590001200, AUTHORITY_REJECT_HOUR_IN_FUTURE},
+        /* A device clock up to 5 minutes ahead may already be in the next hour. */
+        {1590001199, 1590001200, -1},
+        {1590000900, 1590001200, -1},
+        {1590000899, 1590001200, AUTHORITY_REJECT_HOUR_IN_FUTURE},
         {1590001200, 1590001200, -1},
         {1589997600, 1589997600 - 14 * 86400, -1},
         {1590001199, 1589997600 - 14 * 86400, -1},
