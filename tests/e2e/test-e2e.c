@@ -53,6 +53,45 @@ static void on_exposure(ProxdDbusManager1 *proxy, GVariant *exposure, gpointer p
     g_variant_lookup(exposure, "level", "s", &w->level);
 }
 
+/* The authority with its key server and a code for ONSET, the fake world, and a (reports),
+ * b and c (sync) started in it. */
+typedef struct {
+    E2eAuthority auth;
+    char *code;
+    HarnessDaemon *a, *b, *c;
+} World;
+
+static void world_start(World *w, Harness *h)
+{
+    e2e_authority_init(&w->auth, h);
+    w->code = e2e_authority_issue_code(&w->auth, ONSET, 0, NULL);
+    e2e_authority_start_keyserver(&w->auth, NULL);
+    g_autofree char *a_config = e2e_authority_device_config(&w->auth, E2E_CONFIG_REPORT);
+    g_autofree char *sync_config = e2e_authority_device_config(&w->auth, E2E_CONFIG_SYNC);
+    harness_start_fake(h);
+    w->a = harness_start_proxd(h, "a", 0, "person", a_config);
+    w->b = harness_start_proxd(h, "b", 1, "person", sync_config);
+    w->c = harness_start_proxd(h, "c", 2, "person", sync_config);
+}
+
+static void world_stop(World *w)
+{
+    harness_stop_proxd(w->a);
+    harness_stop_proxd(w->b);
+    harness_stop_proxd(w->c);
+    e2e_authority_clear(&w->auth);
+    g_free(w->code);
+}
+
+/* A complete sync on d through D-Bus ends with this risk level. */
+static void sync_expect_risk(HarnessDaemon *d, const char *level)
+{
+    g_autoptr(GVariant) result = e2e_sync_complete(d);
+    const char *risk = NULL;
+    g_assert_true(g_variant_lookup(result, "risk-level", "&s", &risk));
+    g_assert_cmpstr(risk, ==, level);
+}
+
 static gboolean has_encounters(gpointer p)
 {
     HarnessDaemon *d = p;
@@ -62,17 +101,9 @@ static gboolean has_encounters(gpointer p)
 static void test_report_publish_sync(void)
 {
     g_autoptr(Harness) h = harness_new_at("report-sync.json", SPEED, WORLD_START);
-    E2eAuthority auth;
-    e2e_authority_init(&auth, h);
-    g_autofree char *code = e2e_authority_issue_code(&auth, ONSET, 0, NULL);
-    e2e_authority_start_keyserver(&auth, NULL);
-
-    g_autofree char *a_config = e2e_authority_device_config(&auth, E2E_CONFIG_REPORT);
-    g_autofree char *sync_config = e2e_authority_device_config(&auth, E2E_CONFIG_SYNC);
-    harness_start_fake(h);
-    HarnessDaemon *a = harness_start_proxd(h, "a", 0, "person", a_config);
-    HarnessDaemon *b = harness_start_proxd(h, "b", 1, "person", sync_config);
-    HarnessDaemon *c = harness_start_proxd(h, "c", 2, "person", sync_config);
+    World w;
+    world_start(&w, h);
+    HarnessDaemon *a = w.a, *b = w.b, *c = w.c;
 
     ExposureWatch b_watch = {0}, c_watch = {0};
     g_signal_connect(b->proxy, "exposure-detected", G_CALLBACK(on_exposure), &b_watch);
@@ -83,8 +114,8 @@ static void test_report_publish_sync(void)
     harness_wait_sim_time(h, NEXT_DAY + 120);
 
     /* a reports through proxctl: preview, then the keys of the day that is over. */
-    gint64 keys_before = stored_keys(&auth);
-    const char *report[] = {"--json", "report", "--code", code, "--yes", NULL};
+    gint64 keys_before = stored_keys(&w.auth);
+    const char *report[] = {"--json", "report", "--code", w.code, "--yes", NULL};
     g_autofree char *out = NULL;
     g_autofree char *err = NULL;
     int status = e2e_proxctl(a, report, &out, &err);
@@ -100,8 +131,8 @@ static void test_report_publish_sync(void)
     g_assert_cmpint(json_object_get_int_member(o, "inserted"), >=, 1);
     g_assert_cmpint(json_object_get_int_member(o, "inserted"), ==,
                     json_object_get_int_member(o, "keys"));
-    gint64 keys_after_report = stored_keys(&auth);
-    gint64 codes_after_report = codes_used(&auth);
+    gint64 keys_after_report = stored_keys(&w.auth);
+    gint64 codes_after_report = codes_used(&w.auth);
     g_assert_cmpint(keys_after_report, ==, keys_before + json_object_get_int_member(o, "inserted"));
     g_assert_cmpint(codes_after_report, ==, 1);
 
@@ -113,25 +144,20 @@ static void test_report_publish_sync(void)
     g_autoptr(GVariant) days = g_variant_lookup_value(preview, "days", G_VARIANT_TYPE("at"));
     g_assert_nonnull(days);
     guint inserted = 0;
-    g_assert_false(e2e_call_report(a, code, days, NULL, &inserted, &error));
+    g_assert_false(e2e_call_report(a, w.code, days, NULL, &inserted, &error));
     g_autofree char *remote = g_dbus_error_get_remote_error(error);
     g_assert_cmpstr(remote, ==, "org.proxd.Error.CodeUsed");
     g_clear_error(&error);
-    g_assert_cmpint(stored_keys(&auth), ==, keys_after_report);
-    g_assert_cmpint(codes_used(&auth), ==, codes_after_report);
+    g_assert_cmpint(stored_keys(&w.auth), ==, keys_after_report);
+    g_assert_cmpint(codes_used(&w.auth), ==, codes_after_report);
 
     /* The authority publishes; b and c sync. */
-    g_auto(GStrv) lists = e2e_authority_publish(&auth, 0);
+    g_auto(GStrv) lists = e2e_authority_publish(&w.auth, 0);
     g_assert_cmpuint(g_strv_length(lists), >=, 1);
 
-    g_autoptr(GVariant) b_result = e2e_sync_complete(b);
-    g_autoptr(GVariant) c_result = e2e_sync_complete(c);
     /* ExposureDetected is emitted before the Sync() reply: it has been dispatched. */
-    const char *b_risk = NULL, *c_risk = NULL;
-    g_assert_true(g_variant_lookup(b_result, "risk-level", "&s", &b_risk));
-    g_assert_true(g_variant_lookup(c_result, "risk-level", "&s", &c_risk));
-    g_assert_cmpstr(b_risk, ==, "high");
-    g_assert_cmpstr(c_risk, ==, "low");
+    sync_expect_risk(b, "high");
+    sync_expect_risk(c, "low");
     g_assert_cmpuint(b_watch.exposures, ==, 1);
     g_assert_cmpstr(b_watch.level, ==, "high");
     g_assert_cmpuint(c_watch.exposures, ==, 0);
@@ -165,10 +191,7 @@ static void test_report_publish_sync(void)
     g_signal_handlers_disconnect_by_data(c->proxy, &c_watch);
     g_free(b_watch.level);
     g_free(c_watch.level);
-    harness_stop_proxd(a);
-    harness_stop_proxd(b);
-    harness_stop_proxd(c);
-    e2e_authority_clear(&auth);
+    world_stop(&w);
 }
 
 /* The keys the key server stored: hex RPIs of every interval each covers. */
@@ -204,44 +227,15 @@ static GHashTable *server_rpis(E2eAuthority *a, guint *n_keys, guint32 *last_end
     return rpis;
 }
 
-typedef struct {
-    HarnessDaemon *d;
-    const char *old_rpi;
-} NewRpiWait;
-
-static gboolean new_rpi_on_air(gpointer p)
-{
-    NewRpiWait *w = p;
-    g_autoptr(GVariant) ad = harness_fake_advertisement(w->d);
-    g_autofree char *rpi = ad != NULL ? harness_advert_rpi_hex(ad) : NULL;
-    return rpi != NULL && g_strcmp0(rpi, w->old_rpi) != 0;
-}
-
-static void on_fake_signal(GDBusConnection *c, const char *sender, const char *path,
-                           const char *iface, const char *signal, GVariant *params, gpointer p)
-{
-    /* Waking the wait is enough: the condition asks the fake. */
-}
-
 /* Same-day release: a reports in the morning of the day a and b met. The report carries the
  * key in use up to the current interval; a broadcasts from a new key at once; the key is
  * published only once its last interval is over, and then b is warned about that morning. */
 static void test_same_day_report(void)
 {
     g_autoptr(Harness) h = harness_new_at("report-sync.json", SPEED, MORNING_START);
-    E2eAuthority auth;
-    e2e_authority_init(&auth, h);
-    g_autofree char *code = e2e_authority_issue_code(&auth, "2026-01-15", 0, NULL);
-    e2e_authority_start_keyserver(&auth, NULL);
-    g_autofree char *a_config = e2e_authority_device_config(&auth, E2E_CONFIG_REPORT);
-    g_autofree char *sync_config = e2e_authority_device_config(&auth, E2E_CONFIG_SYNC);
-    harness_start_fake(h);
-    guint sub = g_dbus_connection_signal_subscribe(
-        h->connection, "org.proxd.FakeBluez", "org.proxd.FakeBluez1", NULL, NULL, NULL,
-        G_DBUS_SIGNAL_FLAGS_NONE, on_fake_signal, NULL, NULL);
-    HarnessDaemon *a = harness_start_proxd(h, "a", 0, "person", a_config);
-    HarnessDaemon *b = harness_start_proxd(h, "b", 1, "person", sync_config);
-    HarnessDaemon *c = harness_start_proxd(h, "c", 2, "person", sync_config);
+    World w;
+    world_start(&w, h);
+    HarnessDaemon *a = w.a, *b = w.b, *c = w.c;
 
     /* a and b sit together for 40 minutes. */
     g_assert_true(harness_wait(has_encounters, b, E2E_TIMEOUT_MS));
@@ -250,7 +244,7 @@ static void test_same_day_report(void)
     g_assert_nonnull(before);
     g_autofree char *rpi_before = harness_advert_rpi_hex(before);
 
-    const char *report[] = {"--json", "report", "--code", code, "--yes", NULL};
+    const char *report[] = {"--json", "report", "--code", w.code, "--yes", NULL};
     g_autofree char *out = NULL, *err = NULL;
     int status = e2e_proxctl(a, report, &out, &err);
     if (status != 0)
@@ -261,39 +255,29 @@ static void test_same_day_report(void)
     /* The server has today's key, ending with the interval of the report. */
     guint n_keys = 0;
     guint32 end = 0;
-    g_autoptr(GHashTable) reported = server_rpis(&auth, &n_keys, &end);
+    g_autoptr(GHashTable) reported = server_rpis(&w.auth, &n_keys, &end);
     g_assert_cmpuint(n_keys, ==, 1);
     g_assert_cmpuint(end, ==, prox_interval_number((gint64)reported_at) + 1);
     g_assert_true(g_hash_table_contains(reported, rpi_before));
 
     /* a left that key at once: a new identifier, not one of the reported key's. */
-    NewRpiWait nw = {a, rpi_before};
-    g_assert_true(harness_wait(new_rpi_on_air, &nw, E2E_TIMEOUT_MS));
+    g_assert_true(harness_wait_new_rpi_on_air(a, rpi_before, E2E_TIMEOUT_MS));
     g_autoptr(GVariant) after = harness_fake_advertisement(a);
     g_autofree char *rpi_after = harness_advert_rpi_hex(after);
     g_assert_false(g_hash_table_contains(reported, rpi_after));
     g_assert_cmpfloat(harness_sim_now(h) - reported_at, <, 300);
 
     /* Not published while its last interval lasts... */
-    g_auto(GStrv) early = e2e_authority_publish(&auth, 0);
+    g_auto(GStrv) early = e2e_authority_publish(&w.auth, 0);
     g_assert_cmpuint(g_strv_length(early), ==, 0);
     /* ...and published once it is over: b is warned of the morning, c is not. */
     harness_wait_sim_time(h, (double)prox_interval_start(end) + 1);
-    g_auto(GStrv) lists = e2e_authority_publish(&auth, 0);
+    g_auto(GStrv) lists = e2e_authority_publish(&w.auth, 0);
     g_assert_cmpuint(g_strv_length(lists), ==, 1);
-    g_autoptr(GVariant) b_result = e2e_sync_complete(b);
-    g_autoptr(GVariant) c_result = e2e_sync_complete(c);
-    const char *b_risk = NULL, *c_risk = NULL;
-    g_assert_true(g_variant_lookup(b_result, "risk-level", "&s", &b_risk));
-    g_assert_true(g_variant_lookup(c_result, "risk-level", "&s", &c_risk));
-    g_assert_cmpstr(b_risk, ==, "high");
-    g_assert_cmpstr(c_risk, ==, "low");
+    sync_expect_risk(b, "high");
+    sync_expect_risk(c, "low");
 
-    g_dbus_connection_signal_unsubscribe(h->connection, sub);
-    harness_stop_proxd(a);
-    harness_stop_proxd(b);
-    harness_stop_proxd(c);
-    e2e_authority_clear(&auth);
+    world_stop(&w);
 }
 
 int main(int argc, char **argv)

@@ -363,6 +363,45 @@ GVariant *harness_fake_advertisement(HarnessDaemon *d)
     return NULL;
 }
 
+gboolean harness_new_rpi_on_air(HarnessDaemon *d, const char *old_rpi)
+{
+    g_autoptr(GVariant) ad = harness_fake_advertisement(d);
+    gboolean active = FALSE;
+    if (ad == NULL || !g_variant_lookup(ad, "Active", "b", &active) || !active)
+        return FALSE;
+    g_autofree char *rpi = harness_advert_rpi_hex(ad);
+    return rpi != NULL && g_strcmp0(rpi, old_rpi) != 0;
+}
+
+typedef struct {
+    HarnessDaemon *d;
+    const char *old_rpi;
+} OnAirWait;
+
+static gboolean new_rpi_on_air(gpointer p)
+{
+    OnAirWait *w = p;
+    return harness_new_rpi_on_air(w->d, w->old_rpi);
+}
+
+static void on_fake_changed(GDBusConnection *c, const char *sender, const char *path,
+                            const char *iface, const char *signal, GVariant *params, gpointer p)
+{
+    /* Waking the wait is enough: the condition asks the fake. */
+}
+
+gboolean harness_wait_new_rpi_on_air(HarnessDaemon *d, const char *old_rpi, guint timeout_ms)
+{
+    GDBusConnection *conn = d->harness->connection;
+    guint sub = g_dbus_connection_signal_subscribe(
+        conn, FAKE_CONTROL_NAME, FAKE_CONTROL_IFACE, "AdvertisementChanged", NULL, NULL,
+        G_DBUS_SIGNAL_FLAGS_NONE, on_fake_changed, NULL, NULL);
+    OnAirWait w = {d, old_rpi};
+    gboolean ok = harness_wait(new_rpi_on_air, &w, timeout_ms);
+    g_dbus_connection_signal_unsubscribe(conn, sub);
+    return ok;
+}
+
 GVariant *harness_fake_device(Harness *h, guint adapter)
 {
     g_autoptr(GVariant) reply = harness_fake_call(h, "ListDevices", NULL);

@@ -104,6 +104,11 @@ GVariant *harness_fake_device(Harness *h, guint adapter);
 
 /* The 16-byte RPI in an advertisement record's ServiceData, as lower-case hex. */
 char *harness_advert_rpi_hex(GVariant *advert);
+/* Whether d's registration is on the air in the fake with an RPI other than old_rpi (NULL:
+ * any). */
+gboolean harness_new_rpi_on_air(HarnessDaemon *d, const char *old_rpi);
+/* Waits for harness_new_rpi_on_air(), woken by the fake's AdvertisementChanged signals. */
+gboolean harness_wait_new_rpi_on_air(HarnessDaemon *d, const char *old_rpi, guint timeout_ms);
 
 /* Sightings from d's GetSightings over all time: a(ayayttunnn). */
 GVariant *harness_sightings(HarnessDaemon *d);

@@ -201,23 +201,6 @@ static gboolean rotation_ends_changed(gpointer p)
     return now != 0 && now != w->initial;
 }
 
-typedef struct {
-    HarnessDaemon *d;
-    const char *old_rpi;
-} OnAirWait;
-
-/* The daemon's registration is on the air with an RPI other than old_rpi. */
-static gboolean new_rpi_on_air(gpointer p)
-{
-    OnAirWait *w = p;
-    g_autoptr(GVariant) ad = harness_fake_advertisement(w->d);
-    gboolean active = FALSE;
-    if (ad == NULL || !g_variant_lookup(ad, "Active", "b", &active) || !active)
-        return FALSE;
-    g_autofree char *rpi = harness_advert_rpi_hex(ad);
-    return rpi != NULL && g_strcmp0(rpi, w->old_rpi) != 0;
-}
-
 /* From the world's record of every report: each address alice sent from carried one RPI
  * only, i.e. no report links two of her identifiers. Returns the number of addresses. */
 static guint assert_addresses_unlinkable(const char *truth_path, const char *from)
@@ -280,8 +263,7 @@ static void test_rotation(void)
         g_assert_cmpuint(next - w.initial, <=, 1200);
 
         /* The new RPI goes out from a new random address. */
-        OnAirWait ow = {alice, rpi_before};
-        g_assert_true(harness_wait(new_rpi_on_air, &ow, TIMEOUT_MS));
+        g_assert_true(harness_wait_new_rpi_on_air(alice, rpi_before, TIMEOUT_MS));
         g_autoptr(GVariant) after = harness_fake_advertisement(alice);
         const char *address_after = NULL;
         gboolean from_public = TRUE;

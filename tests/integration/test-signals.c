@@ -219,12 +219,7 @@ static void on_fake_signal(GDBusConnection *c, const char *sender, const char *p
 static gboolean rotated_and_scanning(gpointer p)
 {
     RotationWait *w = p;
-    g_autoptr(GVariant) ad = harness_fake_advertisement(w->d);
-    gboolean active = FALSE;
-    if (ad == NULL || !g_variant_lookup(ad, "Active", "b", &active) || !active)
-        return FALSE;
-    g_autofree char *rpi = harness_advert_rpi_hex(ad);
-    return rpi != NULL && g_strcmp0(rpi, w->old_rpi) != 0 && w->d->scanning_at > w->since &&
+    return harness_new_rpi_on_air(w->d, w->old_rpi) && w->d->scanning_at > w->since &&
            proxd_dbus_manager1_get_scanning(w->d->proxy);
 }
 
@@ -294,13 +289,6 @@ typedef struct {
     guint64 rotation_ends;
 } RotationEndsWait;
 
-static gboolean on_the_air(gpointer p)
-{
-    g_autoptr(GVariant) ad = harness_fake_advertisement(p);
-    gboolean active = FALSE;
-    return ad != NULL && g_variant_lookup(ad, "Active", "b", &active) && active;
-}
-
 static gboolean rotation_ends_changed(gpointer p)
 {
     RotationEndsWait *w = p;
@@ -325,7 +313,7 @@ static void test_legacy_rotation_while_registering(void)
         harness_fake_call(h, "SetRegisterReplyDelay", g_variant_new("(u)", 9000));
 
     HarnessDaemon *alice = harness_start_proxd(h, "alice", 0, "person", NULL);
-    g_assert_true(harness_wait(on_the_air, alice, TIMEOUT_MS));
+    g_assert_true(harness_wait_new_rpi_on_air(alice, NULL, TIMEOUT_MS));
     g_autoptr(GVariant) first = harness_fake_advertisement(alice);
     g_autofree char *first_rpi = harness_advert_rpi_hex(first);
     g_autofree char *first_address = NULL;
