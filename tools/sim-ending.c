@@ -279,9 +279,12 @@ static gboolean report_positive(SimWorld *world, Device *f0_dev, const char *cod
     }
     g_autofree char *span = format_span((gint64)arrived, (gint64)departed);
     g_print(")\n  and, as she confirms it, her check-in of yesterday %s (a location id and\n"
-            "  the times); nothing else: not whom she met, not where else she went. Today's\n"
-            "  key stays on the phone until the day is over.\n",
-            span);
+            "  the times); nothing else: not whom she met, not where else she went.%s\n",
+            span,
+            g_variant_lookup(preview, "cut-at", "t", NULL)
+                ? " Today's\n  key goes up to now: her phone switches to a new one at once, and "
+                  "the server\n  publishes it only once that time is over."
+                : "");
 
     GVariant *confirmed = g_variant_new_fixed_array(G_VARIANT_TYPE_INT64, &id, 1, sizeof id);
     g_autoptr(GVariant) sent =
