@@ -11,6 +11,7 @@
 #define FAKE_CONTROL_PATH "/org/proxd/FakeBluez"
 #define FAKE_CONTROL_IFACE "org.proxd.FakeBluez1"
 #define START_TIMEOUT_MS 10000
+#define WAIT_REPORTS_TIMEOUT_MS 20000
 
 static const char *env_or_fail(const char *name)
 {
@@ -361,6 +362,38 @@ GVariant *harness_fake_advertisement(HarnessDaemon *d)
             return g_steal_pointer(&ad);
     }
     return NULL;
+}
+
+typedef struct {
+    gboolean done;
+    guint visible;
+} ReportsWait;
+
+static void on_reports(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    ReportsWait *w = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    g_assert_no_error(error);
+    g_variant_get(reply, "(u)", &w->visible);
+    w->done = TRUE;
+}
+
+static gboolean reports_done(gpointer p)
+{
+    return ((ReportsWait *)p)->done;
+}
+
+guint harness_wait_reports(Harness *h, guint scanner, guint advertiser, guint count)
+{
+    ReportsWait w = {FALSE, 0};
+    g_dbus_connection_call(h->connection, FAKE_CONTROL_NAME, FAKE_CONTROL_PATH, FAKE_CONTROL_IFACE,
+                           "WaitReports", g_variant_new("(uuu)", scanner, advertiser, count),
+                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, WAIT_REPORTS_TIMEOUT_MS,
+                           NULL, on_reports, &w);
+    g_assert_true(harness_wait(reports_done, &w, WAIT_REPORTS_TIMEOUT_MS));
+    return w.visible;
 }
 
 gboolean harness_new_rpi_on_air(HarnessDaemon *d, const char *old_rpi)

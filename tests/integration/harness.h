@@ -104,6 +104,10 @@ GVariant *harness_fake_device(Harness *h, guint adapter);
 
 /* The 16-byte RPI in an advertisement record's ServiceData, as lower-case hex. */
 char *harness_advert_rpi_hex(GVariant *advert);
+/* The fake's WaitReports (count more over-the-air reports from hci<advertiser> at
+ * hci<scanner>), with the main context running meanwhile so the daemons' signals keep
+ * arriving; returns how many of them reached D-Bus. */
+guint harness_wait_reports(Harness *h, guint scanner, guint advertiser, guint count);
 /* Whether d's registration is on the air in the fake with an RPI other than old_rpi (NULL:
  * any). */
 gboolean harness_new_rpi_on_air(HarnessDaemon *d, const char *old_rpi);

@@ -194,28 +194,6 @@ static void test_discoverable_pauses_advertising(void)
     g_assert_false(from_public);
 }
 
-typedef struct {
-    Harness *h;
-    gboolean done;
-    guint visible;
-} ReportsWait;
-
-static void on_reports(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    ReportsWait *w = user_data;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply =
-        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-    g_assert_no_error(error);
-    g_variant_get(reply, "(u)", &w->visible);
-    w->done = TRUE;
-}
-
-static gboolean reports_done(gpointer p)
-{
-    return ((ReportsWait *)p)->done;
-}
-
 static void test_sigterm_keeps_pending_sightings(void)
 {
     /* A beacon that would commit only once an hour: everything it heard is pending in
@@ -229,13 +207,7 @@ static void test_sigterm_keeps_pending_sightings(void)
     g_assert_true(harness_wait_property(bus, "Scanning", g_variant_new_boolean(TRUE), TIMEOUT_MS));
 
     /* Wait until the world delivered some of alice's reports to the beacon's adapter. */
-    ReportsWait w = {h, FALSE, 0};
-    g_dbus_connection_call(h->connection, "org.proxd.FakeBluez", "/org/proxd/FakeBluez",
-                           "org.proxd.FakeBluez1", "WaitReports", g_variant_new("(uuu)", 1, 0, 5),
-                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, NULL,
-                           on_reports, &w);
-    g_assert_true(harness_wait(reports_done, &w, TIMEOUT_MS));
-    g_assert_cmpuint(w.visible, >=, 1);
+    g_assert_cmpuint(harness_wait_reports(h, 1, 0, 5), >=, 1);
     g_autoptr(GVariant) ad = harness_fake_advertisement(alice);
     g_autofree char *alice_rpi = harness_advert_rpi_hex(ad);
     g_assert_cmpuint(proxd_dbus_manager1_get_encounters_today(bus->proxy), ==, 0);

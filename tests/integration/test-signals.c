@@ -25,27 +25,6 @@ static const char beacon_config[] = "[Scanning]\n"
                                     "CommitSeconds=3600\n";
 
 typedef struct {
-    gboolean done;
-    guint visible;
-} ReportsWait;
-
-static void on_reports(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    ReportsWait *w = user_data;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply =
-        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-    g_assert_no_error(error);
-    g_variant_get(reply, "(u)", &w->visible);
-    w->done = TRUE;
-}
-
-static gboolean reports_done(gpointer p)
-{
-    return ((ReportsWait *)p)->done;
-}
-
-typedef struct {
     gboolean exited;
 } ExitWait;
 
@@ -88,13 +67,7 @@ static void world_start(World *w)
     w->alice_rpi = harness_advert_rpi_hex(ad);
     g_assert_nonnull(w->alice_rpi);
 
-    ReportsWait rw = {FALSE, 0};
-    g_dbus_connection_call(w->h->connection, "org.proxd.FakeBluez", "/org/proxd/FakeBluez",
-                           "org.proxd.FakeBluez1", "WaitReports", g_variant_new("(uuu)", 1, 0, 5),
-                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, TIMEOUT_MS, NULL,
-                           on_reports, &rw);
-    g_assert_true(harness_wait(reports_done, &rw, TIMEOUT_MS));
-    g_assert_cmpuint(rw.visible, >=, 1);
+    g_assert_cmpuint(harness_wait_reports(w->h, 1, 0, 5), >=, 1);
     /* The reports reached the beacon before this call (the bus keeps the order of what
      * causes what), and it handles calls after the signals that came before them: so they
      * are in its batch now, and not yet in its store. */
