@@ -1903,15 +1903,12 @@ static gboolean add_warnings_locked(ProxStore *store, gint64 batch_id,
     guint64 n_added = 0;
     for (gsize i = 0; i < n_warnings; i++) {
         const ProxVenueWarning *w = &warnings[i];
-        gboolean vehicle = w->kind == PROX_VENUE_WARNING_SAME_VEHICLE;
+        ProxVenueWarningSubject subject = prox_venue_warning_subject(w);
         sqlite3_bind_int64(stmt, 1, batch_id);
         sqlite3_bind_int(stmt, 2, (int)w->kind);
-        if (vehicle)
-            sqlite3_bind_blob(stmt, 3, w->beacon_tek.key, PROX_KEY_LEN, SQLITE_STATIC);
-        else
-            sqlite3_bind_blob(stmt, 3, w->location_hash, PROX_LOCATION_HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, vehicle ? w->beacon_tek.rolling_start : 0);
-        sqlite3_bind_int64(stmt, 5, vehicle ? w->beacon_tek.rolling_period : 0);
+        sqlite3_bind_blob(stmt, 3, subject.subject, (int)subject.subject_len, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, subject.rolling_start);
+        sqlite3_bind_int64(stmt, 5, subject.rolling_period);
         sqlite3_bind_int64(stmt, 6, w->start);
         sqlite3_bind_int64(stmt, 7, w->end);
         sqlite3_bind_int(stmt, 8, w->transmission_risk_level);
@@ -2002,20 +1999,15 @@ gboolean prox_store_load_venue_warnings(ProxStore *store, gint64 since_batch, GA
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         ProxVenueWarning w = {0};
         gint64 id = sqlite3_column_int64(stmt, 0);
-        w.kind = (ProxVenueWarningKind)sqlite3_column_int(stmt, 1);
-        const void *subject = sqlite3_column_blob(stmt, 2);
+        int kind = sqlite3_column_int(stmt, 1);
         int subject_len = sqlite3_column_bytes(stmt, 2);
-        if (w.kind == PROX_VENUE_WARNING_SAME_VEHICLE && subject_len == PROX_KEY_LEN) {
-            memcpy(w.beacon_tek.key, subject, PROX_KEY_LEN);
-            w.beacon_tek.rolling_start = (uint32_t)sqlite3_column_int64(stmt, 3);
-            w.beacon_tek.rolling_period = (uint32_t)sqlite3_column_int64(stmt, 4);
-        } else if (w.kind == PROX_VENUE_WARNING_VENUE && subject_len == PROX_LOCATION_HASH_LEN) {
-            memcpy(w.location_hash, subject, PROX_LOCATION_HASH_LEN);
-        } else {
+        if (!prox_venue_warning_set_subject(
+                &w, kind, sqlite3_column_blob(stmt, 2), (size_t)subject_len,
+                (uint32_t)sqlite3_column_int64(stmt, 3), (uint32_t)sqlite3_column_int64(stmt, 4))) {
             g_set_error(error, PROX_ERROR, PROX_ERROR_MALFORMED,
                         "Stored venue warning %" G_GINT64_FORMAT " has kind %d and a %d-byte "
                         "subject",
-                        id, (int)w.kind, subject_len);
+                        id, kind, subject_len);
             ok = FALSE;
             break;
         }

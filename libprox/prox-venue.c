@@ -396,6 +396,32 @@ gboolean prox_venue_parse_url(const char *url, const ProxExportKeyring *keyring,
 
 /* ---- warnings ---- */
 
+ProxVenueWarningSubject prox_venue_warning_subject(const ProxVenueWarning *warning)
+{
+    if (warning->kind == PROX_VENUE_WARNING_SAME_VEHICLE)
+        return (ProxVenueWarningSubject){warning->beacon_tek.key, PROX_KEY_LEN,
+                                         warning->beacon_tek.rolling_start,
+                                         warning->beacon_tek.rolling_period};
+    return (ProxVenueWarningSubject){warning->location_hash, PROX_LOCATION_HASH_LEN, 0, 0};
+}
+
+gboolean prox_venue_warning_set_subject(ProxVenueWarning *warning, int kind, const void *subject,
+                                        size_t subject_len, uint32_t rolling_start,
+                                        uint32_t rolling_period)
+{
+    if (kind == PROX_VENUE_WARNING_SAME_VEHICLE && subject_len == PROX_KEY_LEN) {
+        memcpy(warning->beacon_tek.key, subject, PROX_KEY_LEN);
+        warning->beacon_tek.rolling_start = rolling_start;
+        warning->beacon_tek.rolling_period = rolling_period;
+    } else if (kind == PROX_VENUE_WARNING_VENUE && subject_len == PROX_LOCATION_HASH_LEN) {
+        memcpy(warning->location_hash, subject, PROX_LOCATION_HASH_LEN);
+    } else {
+        return FALSE;
+    }
+    warning->kind = (ProxVenueWarningKind)kind;
+    return TRUE;
+}
+
 gboolean prox_venue_warning_check(const ProxVenueWarning *warning, const char *what, GError **error)
 {
     g_return_val_if_fail(warning != NULL, FALSE);

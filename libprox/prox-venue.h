@@ -86,6 +86,23 @@ void prox_venue_location_hash(const uint8_t location_id[PROX_LOCATION_ID_LEN],
 gboolean prox_venue_warning_check(const ProxVenueWarning *warning, const char *what,
                                   GError **error);
 
+/* The row form the device store and the authority database both keep a warning in, besides
+ * its kind, times and risk level: the subject (the beacon TEK's key for SAME_VEHICLE, the
+ * location hash for VENUE) and the beacon key's period (0, 0 for a venue). */
+typedef struct {
+    const uint8_t *subject; /* points into the warning */
+    size_t subject_len;
+    uint32_t rolling_start;
+    uint32_t rolling_period;
+} ProxVenueWarningSubject;
+
+ProxVenueWarningSubject prox_venue_warning_subject(const ProxVenueWarning *warning);
+/* Sets kind and subject from a stored row; FALSE (nothing usable) when the kind is unknown or
+ * the subject's length is not the kind's. */
+gboolean prox_venue_warning_set_subject(ProxVenueWarning *warning, int kind, const void *subject,
+                                        size_t subject_len, uint32_t rolling_start,
+                                        uint32_t rolling_period);
+
 /* ---- matching ---- */
 
 #define PROX_VENUE_DEFAULT_MIN_MINUTES 10

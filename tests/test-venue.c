@@ -677,6 +677,43 @@ static ProxVenueWarning vehicle_warning(const ProxTek *tek, gint64 start, gint64
     return w;
 }
 
+/* The row form: a warning's subject out and back in, for both kinds; a row whose subject
+ * length does not fit its kind, or an unknown kind, gives nothing. */
+static void test_warning_subject(void)
+{
+    ProxVenueWarning bus = {.kind = PROX_VENUE_WARNING_SAME_VEHICLE,
+                            .beacon_tek = {.rolling_start = 2650000, .rolling_period = 144}};
+    memset(bus.beacon_tek.key, 0xb5, PROX_KEY_LEN);
+    ProxVenueWarning venue = {.kind = PROX_VENUE_WARNING_VENUE};
+    memset(venue.location_hash, 0x7e, PROX_LOCATION_HASH_LEN);
+    const ProxVenueWarning *both[] = {&bus, &venue};
+    for (guint i = 0; i < G_N_ELEMENTS(both); i++) {
+        ProxVenueWarningSubject s = prox_venue_warning_subject(both[i]);
+        ProxVenueWarning back = {0};
+        g_assert_true(prox_venue_warning_set_subject(&back, both[i]->kind, s.subject, s.subject_len,
+                                                     s.rolling_start, s.rolling_period));
+        g_assert_cmpint(back.kind, ==, both[i]->kind);
+        g_assert_cmpmem(&back.beacon_tek, sizeof back.beacon_tek, &both[i]->beacon_tek,
+                        sizeof both[i]->beacon_tek);
+        g_assert_cmpmem(back.location_hash, PROX_LOCATION_HASH_LEN, both[i]->location_hash,
+                        PROX_LOCATION_HASH_LEN);
+    }
+    ProxVenueWarningSubject v = prox_venue_warning_subject(&venue);
+    g_assert_cmpuint(v.subject_len, ==, PROX_LOCATION_HASH_LEN);
+    g_assert_cmpuint(v.rolling_start, ==, 0);
+    g_assert_cmpuint(v.rolling_period, ==, 0);
+
+    ProxVenueWarning out = {0};
+    uint8_t subject[PROX_LOCATION_HASH_LEN] = {0};
+    g_assert_false(prox_venue_warning_set_subject(&out, PROX_VENUE_WARNING_SAME_VEHICLE, subject,
+                                                  PROX_LOCATION_HASH_LEN, 0, 0));
+    g_assert_false(prox_venue_warning_set_subject(&out, PROX_VENUE_WARNING_VENUE, subject,
+                                                  PROX_KEY_LEN, 0, 0));
+    g_assert_false(prox_venue_warning_set_subject(&out, 3, subject, PROX_KEY_LEN, 0, 0));
+    g_assert_false(prox_venue_warning_set_subject(&out, PROX_VENUE_WARNING_VENUE, NULL, 0, 0, 0));
+    g_assert_cmpint(out.kind, ==, 0);
+}
+
 static void test_warning_check(void)
 {
     guint8 id[PROX_LOCATION_ID_LEN] = {1};
@@ -997,6 +1034,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/venue/types", test_types);
+    g_test_add_func("/venue/warning-subject", test_warning_subject);
     g_test_add_func("/venue/url/round-trip", test_round_trip);
     g_test_add_func("/venue/url/unpinned-signer", test_unpinned_signer);
     g_test_add_func("/venue/url/create-rejects", test_create_rejects);

@@ -300,15 +300,12 @@ gboolean authority_warnings_import(AuthorityDb *db, const ProxVenueWarning *warn
         goto fail;
     for (size_t i = 0; i < n; i++) {
         const ProxVenueWarning *w = &warnings[i];
-        gboolean vehicle = w->kind == PROX_VENUE_WARNING_SAME_VEHICLE;
+        ProxVenueWarningSubject subject = prox_venue_warning_subject(w);
         sqlite3_reset(stmt);
         sqlite3_bind_int(stmt, 1, (int)w->kind);
-        if (vehicle)
-            sqlite3_bind_blob(stmt, 2, w->beacon_tek.key, PROX_KEY_LEN, SQLITE_STATIC);
-        else
-            sqlite3_bind_blob(stmt, 2, w->location_hash, PROX_LOCATION_HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, vehicle ? w->beacon_tek.rolling_start : 0);
-        sqlite3_bind_int64(stmt, 4, vehicle ? w->beacon_tek.rolling_period : 0);
+        sqlite3_bind_blob(stmt, 2, subject.subject, (int)subject.subject_len, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, subject.rolling_start);
+        sqlite3_bind_int64(stmt, 4, subject.rolling_period);
         sqlite3_bind_int64(stmt, 5, w->start);
         sqlite3_bind_int64(stmt, 6, w->end);
         sqlite3_bind_int(stmt, 7, w->transmission_risk_level);
@@ -542,16 +539,10 @@ gboolean authority_warnings_pending(AuthorityDb *db, gint64 now, gint64 embargo,
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         ProxVenueWarning w = {0};
         gint64 id = sqlite3_column_int64(stmt, 0);
-        w.kind = (ProxVenueWarningKind)sqlite3_column_int(stmt, 1);
-        int subject_len = sqlite3_column_bytes(stmt, 2);
-        const void *subject = sqlite3_column_blob(stmt, 2);
-        if (w.kind == PROX_VENUE_WARNING_SAME_VEHICLE && subject_len == PROX_KEY_LEN) {
-            memcpy(w.beacon_tek.key, subject, PROX_KEY_LEN);
-            w.beacon_tek.rolling_start = (uint32_t)sqlite3_column_int64(stmt, 3);
-            w.beacon_tek.rolling_period = (uint32_t)sqlite3_column_int64(stmt, 4);
-        } else if (w.kind == PROX_VENUE_WARNING_VENUE && subject_len == PROX_LOCATION_HASH_LEN) {
-            memcpy(w.location_hash, subject, PROX_LOCATION_HASH_LEN);
-        } else {
+        if (!prox_venue_warning_set_subject(
+                &w, sqlite3_column_int(stmt, 1), sqlite3_column_blob(stmt, 2),
+                (size_t)sqlite3_column_bytes(stmt, 2), (uint32_t)sqlite3_column_int64(stmt, 3),
+                (uint32_t)sqlite3_column_int64(stmt, 4))) {
             sqlite3_reset(stmt);
             g_set_error(error, PROX_ERROR, PROX_ERROR_STORE,
                         "warning row %" G_GINT64_FORMAT " has a subject of the wrong length", id);
