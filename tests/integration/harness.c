@@ -3,6 +3,7 @@
 
 #include "harness.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "sim-launch.h"
@@ -362,6 +363,38 @@ GVariant *harness_fake_advertisement(HarnessDaemon *d)
             return g_steal_pointer(&ad);
     }
     return NULL;
+}
+
+void harness_run_clear(HarnessRun *r)
+{
+    g_free(r->out);
+    g_free(r->err);
+}
+
+void harness_proxctl(HarnessRun *r, Harness *h, const char *bus_name, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_ptr_array_add(argv, (char *)env_or_fail("PROXCTL"));
+    g_ptr_array_add(argv, (char *)"--session");
+    g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", bus_name);
+    g_ptr_array_add(argv, name_arg);
+    va_list ap;
+    va_start(ap, bus_name);
+    const char *arg;
+    while ((arg = va_arg(ap, const char *)) != NULL)
+        g_ptr_array_add(argv, (char *)arg);
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GSubprocessLauncher) launcher =
+        harness_launcher(h, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+    g_autoptr(GSubprocess) p =
+        g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
+    g_assert_no_error(error);
+    g_assert_true(g_subprocess_communicate_utf8(p, NULL, NULL, &r->out, &r->err, &error));
+    g_assert_no_error(error);
+    r->status = g_subprocess_get_exit_status(p);
+    g_test_message("proxctl -> %d\n%s%s", r->status, r->out, r->err);
 }
 
 typedef struct {

@@ -104,6 +104,17 @@ GVariant *harness_fake_device(Harness *h, guint adapter);
 
 /* The 16-byte RPI in an advertisement record's ServiceData, as lower-case hex. */
 char *harness_advert_rpi_hex(GVariant *advert);
+/* A finished proxctl run: exit status, stdout, stderr. */
+typedef struct {
+    int status;
+    char *out;
+    char *err;
+} HarnessRun;
+void harness_run_clear(HarnessRun *r);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(HarnessRun, harness_run_clear)
+/* Runs `proxctl --session --bus-name=BUS` with the arguments (NULL-terminated) to its end. */
+void harness_proxctl(HarnessRun *r, Harness *h, const char *bus_name, ...) G_GNUC_NULL_TERMINATED;
+
 /* The fake's WaitReports (count more over-the-air reports from hci<advertiser> at
  * hci<scanner>), with the main context running meanwhile so the daemons' signals keep
  * arriving; returns how many of them reached D-Bus. */

@@ -133,45 +133,6 @@ static gboolean edit(HarnessDaemon *d, gint64 id, gint64 arrived, gint64 departe
 
 /* ---- proxctl ---- */
 
-typedef struct {
-    int status;
-    char *out;
-    char *err;
-} Run;
-
-static void run_clear(Run *r)
-{
-    g_free(r->out);
-    g_free(r->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_clear)
-
-static void proxctl(Run *r, HarnessDaemon *d, ...)
-{
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_ptr_array_add(argv, (char *)g_getenv("PROXCTL"));
-    g_ptr_array_add(argv, (char *)"--session");
-    g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", d->bus_name);
-    g_ptr_array_add(argv, name_arg);
-    va_list ap;
-    va_start(ap, d);
-    const char *arg;
-    while ((arg = va_arg(ap, const char *)) != NULL)
-        g_ptr_array_add(argv, (char *)arg);
-    va_end(ap);
-    g_ptr_array_add(argv, NULL);
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GSubprocessLauncher) launcher = harness_launcher(
-        d->harness, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-    g_autoptr(GSubprocess) p =
-        g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
-    g_assert_no_error(error);
-    g_assert_true(g_subprocess_communicate_utf8(p, NULL, NULL, &r->out, &r->err, &error));
-    g_assert_no_error(error);
-    r->status = g_subprocess_get_exit_status(p);
-    g_test_message("proxctl -> %d\n%s%s", r->status, r->out, r->err);
-}
-
 /* ---- tests ---- */
 
 /* A valid code checks in; forged, tampered and foreign codes are refused with the reason;
@@ -488,14 +449,14 @@ static void test_warning_matches_corrected_checkin(void)
     g_assert_cmpuint(watch.count, ==, 1);
 
     /* proxctl shows it as a tier of its own. */
-    g_auto(Run) text = {0};
-    proxctl(&text, d, "exposures", NULL);
+    g_auto(HarnessRun) text = {0};
+    harness_proxctl(&text, d->harness, d->bus_name, "exposures", NULL);
     g_assert_cmpint(text.status, ==, 0);
     g_assert_nonnull(strstr(text.out, "Venue and bus exposures"));
     g_assert_nonnull(strstr(
         text.out, "You visited a place at the same time as someone who later tested positive"));
-    g_auto(Run) json = {0};
-    proxctl(&json, d, "exposures", "--json", NULL);
+    g_auto(HarnessRun) json = {0};
+    harness_proxctl(&json, d->harness, d->bus_name, "exposures", "--json", NULL);
     g_assert_cmpint(json.status, ==, 0);
     g_autoptr(JsonParser) parser = json_parser_new();
     g_assert_true(json_parser_load_from_data(parser, json.out, -1, NULL));
@@ -519,8 +480,8 @@ static void test_proxctl(void)
     g_autofree char *url = venue_url(w.signer, "Bakery Lindenhof", STAY_LONG, &venue);
     g_autofree char *forged = venue_url(w.forger, "Bakery Lindenhof", STAY_LONG, NULL);
 
-    g_auto(Run) bad = {0};
-    proxctl(&bad, d, "checkin", forged, NULL);
+    g_auto(HarnessRun) bad = {0};
+    harness_proxctl(&bad, d->harness, d->bus_name, "checkin", forged, NULL);
     g_assert_cmpint(bad.status, ==, 1);
     g_assert_cmpstr(bad.out, ==, "");
     /* One line: the parser's reason. */
@@ -529,24 +490,24 @@ static void test_proxctl(void)
     g_assert_true(g_str_has_suffix(bad.err, "\n"));
     g_assert_cmpuint((gsize)(strchr(bad.err, '\n') - bad.err), ==, strlen(bad.err) - 1);
 
-    g_auto(Run) usage = {0};
-    proxctl(&usage, d, "checkin", NULL);
+    g_auto(HarnessRun) usage = {0};
+    harness_proxctl(&usage, d->harness, d->bus_name, "checkin", NULL);
     g_assert_cmpint(usage.status, ==, 2);
 
-    g_auto(Run) in = {0};
-    proxctl(&in, d, "checkin", url, NULL);
+    g_auto(HarnessRun) in = {0};
+    harness_proxctl(&in, d->harness, d->bus_name, "checkin", url, NULL);
     g_assert_cmpint(in.status, ==, 0);
     g_assert_true(g_str_has_prefix(in.out, "Checked in at Bakery Lindenhof\n"));
     g_assert_nonnull(strstr(in.out, "Lindenstrasse 4, 3012 Bern"));
     g_assert_nonnull(strstr(in.out, "default stay 90 minutes"));
     g_assert_nonnull(strstr(in.out, "Automatic checkout at "));
 
-    g_auto(Run) status = {0};
-    proxctl(&status, d, "status", NULL);
+    g_auto(HarnessRun) status = {0};
+    harness_proxctl(&status, d->harness, d->bus_name, "status", NULL);
     g_assert_nonnull(strstr(status.out, "Checked in:   yes, automatic checkout at "));
 
-    g_auto(Run) list = {0};
-    proxctl(&list, d, "checkins", "--json", NULL);
+    g_auto(HarnessRun) list = {0};
+    harness_proxctl(&list, d->harness, d->bus_name, "checkins", "--json", NULL);
     g_assert_cmpint(list.status, ==, 0);
     g_autoptr(JsonParser) parser = json_parser_new();
     g_assert_true(json_parser_load_from_data(parser, list.out, -1, NULL));
@@ -560,44 +521,47 @@ static void test_proxctl(void)
     g_assert_cmpstr(json_object_get_string_member(item, "location"), ==, prefix);
     g_autofree char *id_s = g_strdup_printf("%" G_GINT64_FORMAT, id);
 
-    g_auto(Run) out = {0};
-    proxctl(&out, d, "checkout", NULL);
+    g_auto(HarnessRun) out = {0};
+    harness_proxctl(&out, d->harness, d->bus_name, "checkout", NULL);
     g_assert_cmpint(out.status, ==, 0);
     g_autofree char *expect_out = g_strdup_printf("Checked out (check-in %s).\n", id_s);
     g_assert_cmpstr(out.out, ==, expect_out);
-    g_auto(Run) again = {0};
-    proxctl(&again, d, "checkout", NULL);
+    g_auto(HarnessRun) again = {0};
+    harness_proxctl(&again, d->harness, d->bus_name, "checkout", NULL);
     g_assert_cmpint(again.status, ==, 1);
     g_assert_cmpstr(again.err, ==, "proxctl: checkout: not checked in anywhere\n");
 
     /* The simulated day starts at 08:00 UTC (TZ=UTC): 07:10 to 07:40 is in the past. */
-    g_auto(Run) edit_ok = {0};
-    proxctl(&edit_ok, d, "checkin-edit", id_s, "--arrived", "07:10", "--departed", "07:40", NULL);
+    g_auto(HarnessRun) edit_ok = {0};
+    harness_proxctl(&edit_ok, d->harness, d->bus_name, "checkin-edit", id_s, "--arrived", "07:10",
+                    "--departed", "07:40", NULL);
     g_assert_cmpint(edit_ok.status, ==, 0);
     g_assert_nonnull(strstr(edit_ok.out, "07:10"));
     g_assert_nonnull(strstr(edit_ok.out, "07:40"));
-    g_auto(Run) edit_bad = {0};
-    proxctl(&edit_bad, d, "checkin-edit", id_s, "--departed", "23:59", NULL);
+    g_auto(HarnessRun) edit_bad = {0};
+    harness_proxctl(&edit_bad, d->harness, d->bus_name, "checkin-edit", id_s, "--departed", "23:59",
+                    NULL);
     g_assert_cmpint(edit_bad.status, ==, 1);
     g_assert_nonnull(strstr(edit_bad.err, "future"));
-    g_auto(Run) edit_usage = {0};
-    proxctl(&edit_usage, d, "checkin-edit", id_s, "--arrived", "7h", NULL);
+    g_auto(HarnessRun) edit_usage = {0};
+    harness_proxctl(&edit_usage, d->harness, d->bus_name, "checkin-edit", id_s, "--arrived", "7h",
+                    NULL);
     g_assert_cmpint(edit_usage.status, ==, 2);
 
-    g_auto(Run) text = {0};
-    proxctl(&text, d, "checkins", NULL);
+    g_auto(HarnessRun) text = {0};
+    harness_proxctl(&text, d->harness, d->bus_name, "checkins", NULL);
     g_assert_cmpint(text.status, ==, 0);
     g_assert_nonnull(strstr(text.out, "07:10"));
     g_assert_nonnull(strstr(text.out, prefix));
 
-    g_auto(Run) del = {0};
-    proxctl(&del, d, "checkin-delete", id_s, NULL);
+    g_auto(HarnessRun) del = {0};
+    harness_proxctl(&del, d->harness, d->bus_name, "checkin-delete", id_s, NULL);
     g_assert_cmpint(del.status, ==, 0);
-    g_auto(Run) del_again = {0};
-    proxctl(&del_again, d, "checkin-delete", id_s, NULL);
+    g_auto(HarnessRun) del_again = {0};
+    harness_proxctl(&del_again, d->harness, d->bus_name, "checkin-delete", id_s, NULL);
     g_assert_cmpint(del_again.status, ==, 1);
-    g_auto(Run) empty = {0};
-    proxctl(&empty, d, "checkins", NULL);
+    g_auto(HarnessRun) empty = {0};
+    harness_proxctl(&empty, d->harness, d->bus_name, "checkins", NULL);
     g_assert_nonnull(strstr(empty.out, "No check-ins"));
     world_clear(&w);
 }

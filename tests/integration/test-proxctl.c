@@ -19,46 +19,6 @@ static const char person_config[] = "[Scanning]\n"
                                     "IntervalMaxSeconds=60\n"
                                     "CommitSeconds=10\n";
 
-typedef struct {
-    int status;
-    char *out;
-    char *err;
-} Run;
-
-static void run_clear(Run *r)
-{
-    g_free(r->out);
-    g_free(r->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_clear)
-
-/* Runs proxctl with `args` (NULL-terminated) against the test bus. */
-static void proxctl(Run *r, Harness *h, const char *bus_name, ...)
-{
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_ptr_array_add(argv, (char *)g_getenv("PROXCTL"));
-    g_ptr_array_add(argv, (char *)"--session");
-    g_autofree char *name_arg = g_strdup_printf("--bus-name=%s", bus_name);
-    g_ptr_array_add(argv, name_arg);
-    va_list ap;
-    va_start(ap, bus_name);
-    const char *arg;
-    while ((arg = va_arg(ap, const char *)) != NULL)
-        g_ptr_array_add(argv, (char *)arg);
-    va_end(ap);
-    g_ptr_array_add(argv, NULL);
-
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GSubprocessLauncher) launcher =
-        harness_launcher(h, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-    g_autoptr(GSubprocess) p =
-        g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
-    g_assert_no_error(error);
-    g_assert_true(g_subprocess_communicate_utf8(p, NULL, NULL, &r->out, &r->err, &error));
-    g_assert_no_error(error);
-    r->status = g_subprocess_get_exit_status(p);
-}
-
 static JsonObject *parse_object(JsonParser *parser, const char *text)
 {
     g_autoptr(GError) error = NULL;
@@ -86,15 +46,15 @@ static gboolean heard_something(gpointer p)
 static void test_not_running(void)
 {
     g_autoptr(Harness) h = harness_new("two-devices.json", 1);
-    g_auto(Run) r = {0};
-    proxctl(&r, h, "org.proxd.nobody", "status", NULL);
+    g_auto(HarnessRun) r = {0};
+    harness_proxctl(&r, h, "org.proxd.nobody", "status", NULL);
     g_assert_cmpint(r.status, ==, 1);
     g_assert_true(strstr(r.err, "not running") != NULL);
     g_assert_true(strstr(r.err, "org.proxd.nobody") != NULL);
     g_assert_cmpstr(r.out, ==, "");
 
-    g_auto(Run) usage = {0};
-    proxctl(&usage, h, "org.proxd.nobody", "frobnicate", NULL);
+    g_auto(HarnessRun) usage = {0};
+    harness_proxctl(&usage, h, "org.proxd.nobody", "frobnicate", NULL);
     g_assert_cmpint(usage.status, ==, 2);
 }
 
@@ -108,15 +68,15 @@ static void test_status_and_encounters(void)
     g_assert_true(harness_wait(heard_something, bob, TIMEOUT_MS));
     g_autoptr(JsonParser) parser = json_parser_new();
 
-    g_auto(Run) text = {0};
-    proxctl(&text, h, bob->bus_name, "status", NULL);
+    g_auto(HarnessRun) text = {0};
+    harness_proxctl(&text, h, bob->bus_name, "status", NULL);
     g_assert_cmpint(text.status, ==, 0);
     g_test_message("%s", text.out);
     g_assert_true(g_str_has_prefix(text.out, "proxd: active\n"));
     g_assert_true(strstr(text.out, "Adapter:      hci1") != NULL);
 
-    g_auto(Run) json = {0};
-    proxctl(&json, h, bob->bus_name, "status", "--json", NULL);
+    g_auto(HarnessRun) json = {0};
+    harness_proxctl(&json, h, bob->bus_name, "status", "--json", NULL);
     g_assert_cmpint(json.status, ==, 0);
     JsonObject *status = parse_object(parser, json.out);
     g_assert_cmpstr(json_object_get_string_member(status, "state"), ==, "active");
@@ -128,8 +88,8 @@ static void test_status_and_encounters(void)
     g_assert_cmpstr(json_object_get_string_member(status, "risk_level"), ==, "unknown");
 
     /* Counts only, no identifiers, without --debug. */
-    g_auto(Run) enc = {0};
-    proxctl(&enc, h, bob->bus_name, "encounters", "--json", NULL);
+    g_auto(HarnessRun) enc = {0};
+    harness_proxctl(&enc, h, bob->bus_name, "encounters", "--json", NULL);
     g_assert_cmpint(enc.status, ==, 0);
     JsonObject *counts = parse_object(parser, enc.out);
     g_assert_false(json_object_has_member(counts, "sightings"));
@@ -142,15 +102,15 @@ static void test_status_and_encounters(void)
 
     g_autoptr(GVariant) ad = harness_fake_advertisement(alice);
     g_autofree char *alice_rpi = harness_advert_rpi_hex(ad);
-    g_auto(Run) plain = {0};
-    proxctl(&plain, h, bob->bus_name, "encounters", NULL);
+    g_auto(HarnessRun) plain = {0};
+    harness_proxctl(&plain, h, bob->bus_name, "encounters", NULL);
     g_assert_cmpint(plain.status, ==, 0);
     g_assert_null(strstr(plain.out, alice_rpi));
 
     /* --debug lists the identifiers (the test bus lets everyone call GetSightings; the
      * system bus policy restricts it to root and the proxd group). */
-    g_auto(Run) debug = {0};
-    proxctl(&debug, h, bob->bus_name, "encounters", "--json", "--debug", NULL);
+    g_auto(HarnessRun) debug = {0};
+    harness_proxctl(&debug, h, bob->bus_name, "encounters", "--json", "--debug", NULL);
     g_assert_cmpint(debug.status, ==, 0);
     JsonObject *dbg = parse_object(parser, debug.out);
     JsonArray *sightings = json_object_get_array_member(dbg, "sightings");
@@ -297,8 +257,8 @@ static void test_agent_notifies(void)
     g_assert_cmpuint(n.urgency, ==, 2);
     g_test_message("notification: %s", (char *)g_ptr_array_index(n.bodies, 0));
 
-    g_auto(Run) exp = {0};
-    proxctl(&exp, h, alice->bus_name, "exposures", "--json", NULL);
+    g_auto(HarnessRun) exp = {0};
+    harness_proxctl(&exp, h, alice->bus_name, "exposures", "--json", NULL);
     g_assert_cmpint(exp.status, ==, 0);
     g_autoptr(JsonParser) parser = json_parser_new();
     JsonObject *o = parse_object(parser, exp.out);
