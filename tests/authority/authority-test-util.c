@@ -72,18 +72,60 @@ static const char *binary(const char *env)
     return path;
 }
 
-int test_authority(char **out, char **err, ...)
+/* Runs the program named by environment variable `env` with the arguments in `args`. */
+static int run_binary(const char *env, char **out, char **err, va_list args)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_ptr_array_add(argv, (gpointer)binary("PROX_AUTHORITY"));
-    va_list args;
-    va_start(args, err);
+    g_ptr_array_add(argv, (gpointer)binary(env));
     const char *arg;
     while ((arg = va_arg(args, const char *)) != NULL)
         g_ptr_array_add(argv, (gpointer)arg);
-    va_end(args);
     g_ptr_array_add(argv, NULL);
     return test_run((const char *const *)argv->pdata, out, err);
+}
+
+int test_authority(char **out, char **err, ...)
+{
+    va_list args;
+    va_start(args, err);
+    int status = run_binary("PROX_AUTHORITY", out, err, args);
+    va_end(args);
+    return status;
+}
+
+int test_prox_tool(char **out, char **err, ...)
+{
+    va_list args;
+    va_start(args, err);
+    int status = run_binary("PROX_TOOL", out, err, args);
+    va_end(args);
+    return status;
+}
+
+void test_authority_fixture_setup(TestAuthorityFixture *f, gconstpointer data)
+{
+    f->dir = test_tmpdir_new();
+    f->db = g_build_filename(f->dir, "authority.db", NULL);
+    f->out = g_build_filename(f->dir, "pub", NULL);
+    g_autofree char *keydir = g_build_filename(f->dir, "keys", NULL);
+    f->sec = g_build_filename(keydir, "310-v1.sec", NULL);
+    f->pub = g_build_filename(keydir, "310-v1.pub", NULL);
+    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version", "v1",
+                                   "--dir", keydir, NULL),
+                    ==, 0);
+    f->keyring = prox_export_keyring_new();
+    g_autoptr(GError) error = NULL;
+    g_assert_true(prox_export_keyring_add_file(f->keyring, "310", "v1", f->pub, &error));
+}
+
+void test_authority_fixture_teardown(TestAuthorityFixture *f, gconstpointer data)
+{
+    prox_export_keyring_free(f->keyring);
+    g_free(f->db);
+    g_free(f->out);
+    g_free(f->sec);
+    g_free(f->pub);
+    test_tmpdir_free(f->dir);
 }
 
 TestServer *test_server_start(const char *dir, const char *db, ...)

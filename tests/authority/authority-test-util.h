@@ -3,6 +3,7 @@
  * looking into the authority database. */
 #pragma once
 
+#include "prox-export.h"
 #include "prox-types.h"
 
 #include <glib.h>
@@ -23,6 +24,22 @@ void test_tmpdir_free(char *dir);
 int test_run(const char *const *argv, char **out, char **err);
 /* Runs prox-authority with the given arguments (NULL-terminated). */
 int test_authority(char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
+/* Runs prox-tool with the given arguments (NULL-terminated). */
+int test_prox_tool(char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
+
+/* The authority's files in a fresh directory: its database, publish directory ("pub"), a
+ * signing key made by `prox-authority init-key` (id 310, version v1) and a keyring pinning
+ * that key's public half. */
+typedef struct {
+    char *dir;
+    char *db;
+    char *sec;
+    char *pub;
+    char *out;
+    ProxExportKeyring *keyring;
+} TestAuthorityFixture;
+void test_authority_fixture_setup(TestAuthorityFixture *f, gconstpointer data);
+void test_authority_fixture_teardown(TestAuthorityFixture *f, gconstpointer data);
 
 /* A prox-keyserver listening on 127.0.0.1:<port>. */
 typedef struct {

@@ -9,40 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef struct {
-    char *dir;
-    char *db;
-    char *sec;
-    char *pub;
-    char *out;
-    ProxExportKeyring *keyring;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    f->dir = test_tmpdir_new();
-    f->db = g_build_filename(f->dir, "authority.db", NULL);
-    f->out = g_build_filename(f->dir, "pub", NULL);
-    g_autofree char *keydir = g_build_filename(f->dir, "keys", NULL);
-    f->sec = g_build_filename(keydir, "310-v1.sec", NULL);
-    f->pub = g_build_filename(keydir, "310-v1.pub", NULL);
-    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version", "v1",
-                                   "--dir", keydir, NULL),
-                    ==, 0);
-    f->keyring = prox_export_keyring_new();
-    g_autoptr(GError) error = NULL;
-    g_assert_true(prox_export_keyring_add_file(f->keyring, "310", "v1", f->pub, &error));
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    prox_export_keyring_free(f->keyring);
-    g_free(f->db);
-    g_free(f->out);
-    g_free(f->sec);
-    g_free(f->pub);
-    test_tmpdir_free(f->dir);
-}
+typedef TestAuthorityFixture Fixture;
 
 /* ---- helpers ---- */
 
@@ -720,7 +687,9 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_assert_cmpint(sodium_init(), >=, 0);
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(path, fn)                                                                              \
+    g_test_add(path, Fixture, NULL, test_authority_fixture_setup, fn,                              \
+               test_authority_fixture_teardown)
     g_test_add_func("/authority/help", test_help);
     ADD("/authority/init-key", test_init_key);
     ADD("/authority/issue-code", test_issue_code_cli);

@@ -20,57 +20,7 @@
 #define DAY0 1589932800
 #define HOUR 3600
 
-typedef struct {
-    char *dir;
-    char *db;
-    char *sec;
-    char *pub;
-    char *out;
-    ProxExportKeyring *keyring;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    f->dir = test_tmpdir_new();
-    f->db = g_build_filename(f->dir, "authority.db", NULL);
-    f->out = g_build_filename(f->dir, "pub", NULL);
-    g_autofree char *keydir = g_build_filename(f->dir, "keys", NULL);
-    f->sec = g_build_filename(keydir, "310-v1.sec", NULL);
-    f->pub = g_build_filename(keydir, "310-v1.pub", NULL);
-    g_assert_cmpint(test_authority(NULL, NULL, "init-key", "--key-id", "310", "--key-version", "v1",
-                                   "--dir", keydir, NULL),
-                    ==, 0);
-    f->keyring = prox_export_keyring_new();
-    g_autoptr(GError) error = NULL;
-    g_assert_true(prox_export_keyring_add_file(f->keyring, NULL, NULL, f->pub, &error));
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    prox_export_keyring_free(f->keyring);
-    g_free(f->db);
-    g_free(f->out);
-    g_free(f->sec);
-    g_free(f->pub);
-    test_tmpdir_free(f->dir);
-}
-
-static int run_tool(char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
-static int run_tool(char **out, char **err, ...)
-{
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    const char *tool = g_getenv("PROX_TOOL");
-    g_assert_nonnull(tool);
-    g_ptr_array_add(argv, (gpointer)tool);
-    va_list args;
-    va_start(args, err);
-    const char *arg;
-    while ((arg = va_arg(args, const char *)) != NULL)
-        g_ptr_array_add(argv, (gpointer)arg);
-    va_end(args);
-    g_ptr_array_add(argv, NULL);
-    return test_run((const char *const *)argv->pdata, out, err);
-}
+typedef TestAuthorityFixture Fixture;
 
 static guint count_lines(const char *s)
 {
@@ -714,8 +664,8 @@ static void test_beacon_trip_log(Fixture *f, gconstpointer data)
     g_autofree char *store = build_beacon_store(f, &world);
 
     g_autofree char *out = NULL;
-    g_assert_cmpint(run_tool(&out, NULL, "beacon", "trip-log", "--store", store, "--json", NULL),
-                    ==, 0);
+    g_assert_cmpint(
+        test_prox_tool(&out, NULL, "beacon", "trip-log", "--store", store, "--json", NULL), ==, 0);
     g_autoptr(JsonParser) parser = json_parser_new();
     JsonObject *log = json_object_of(parser, out);
     JsonArray *intervals = json_object_get_array_member(log, "intervals");
@@ -743,8 +693,9 @@ static void test_beacon_trip_log(Fixture *f, gconstpointer data)
     /* --rpis: F0's RPI of 08:00 is listed under its interval; text form too. */
     g_autofree char *rpi_hex = prox_hex_dup(world.f0_rpi_0800.bytes, PROX_RPI_LEN);
     g_autofree char *text = NULL;
-    g_assert_cmpint(run_tool(&text, NULL, "beacon", "trip-log", "--store", store, "--rpis",
-                             "--since", "2020-05-20T08:00:00Z", "--until", "@1589962200", NULL),
+    g_assert_cmpint(test_prox_tool(&text, NULL, "beacon", "trip-log", "--store", store, "--rpis",
+                                   "--since", "2020-05-20T08:00:00Z", "--until", "@1589962200",
+                                   NULL),
                     ==, 0);
     g_autofree char *line =
         g_strdup_printf("%u 2020-05-20T08:00:00Z 20 5\n", (guint)((DAY0 + 8 * HOUR) / 600));
@@ -753,7 +704,8 @@ static void test_beacon_trip_log(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(text, listed));
     g_assert_nonnull(strstr(text, "# 1 intervals in service, 5 RPIs heard"));
     g_autofree char *without = NULL;
-    g_assert_cmpint(run_tool(&without, NULL, "beacon", "trip-log", "--store", store, NULL), ==, 0);
+    g_assert_cmpint(test_prox_tool(&without, NULL, "beacon", "trip-log", "--store", store, NULL),
+                    ==, 0);
     g_assert_null(strstr(without, rpi_hex));
 
     /* Bad arguments, missing stores. */
@@ -779,13 +731,14 @@ static void test_beacon_trip_log(Fixture *f, gconstpointer data)
     }
     g_autofree char *missing = g_build_filename(f->dir, "missing.db", NULL);
     g_autofree char *err = NULL;
-    g_assert_cmpint(run_tool(NULL, &err, "beacon", "trip-log", "--store", missing, NULL), ==, 1);
+    g_assert_cmpint(test_prox_tool(NULL, &err, "beacon", "trip-log", "--store", missing, NULL), ==,
+                    1);
     g_assert_false(g_file_test(missing, G_FILE_TEST_EXISTS));
     static const char *const help[][2] = {
         {"--help", NULL}, {"trip-log", "--help"}, {"trace", "--help"}};
     for (size_t i = 0; i < G_N_ELEMENTS(help); i++) {
         g_autofree char *h = NULL;
-        g_assert_cmpint(run_tool(&h, NULL, "beacon", help[i][0], help[i][1], NULL), ==, 0);
+        g_assert_cmpint(test_prox_tool(&h, NULL, "beacon", help[i][0], help[i][1], NULL), ==, 0);
         g_assert_nonnull(strstr(h, "Exit status"));
     }
 }
@@ -798,8 +751,8 @@ static void test_beacon_trace(Fixture *f, gconstpointer data)
     g_autofree char *json_path = g_build_filename(f->dir, "bus.json", NULL);
 
     g_autofree char *out = NULL;
-    g_assert_cmpint(run_tool(&out, NULL, "beacon", "trace", "--store", store, "--keys", list,
-                             "--key", f->pub, "--out", json_path, NULL),
+    g_assert_cmpint(test_prox_tool(&out, NULL, "beacon", "trace", "--store", store, "--keys", list,
+                                   "--key", f->pub, "--out", json_path, NULL),
                     ==, 0);
     g_test_message("%s", out);
     g_assert_nonnull(strstr(out, "verified 1 key lists: 2 keys"));
@@ -868,8 +821,8 @@ static void test_beacon_trace(Fixture *f, gconstpointer data)
     /* JSON on stdout without --out; a list signed by another key stops everything. */
     g_autofree char *stdout_json = NULL;
     g_autofree char *summary = NULL;
-    g_assert_cmpint(run_tool(&stdout_json, &summary, "beacon", "trace", "--store", store, "--key",
-                             f->pub, list, NULL),
+    g_assert_cmpint(test_prox_tool(&stdout_json, &summary, "beacon", "trace", "--store", store,
+                                   "--key", f->pub, list, NULL),
                     ==, 0);
     g_assert_cmpstr(stdout_json, ==, json);
     g_assert_nonnull(strstr(summary, "2 windows"));
@@ -880,8 +833,8 @@ static void test_beacon_trace(Fixture *f, gconstpointer data)
     g_autofree char *other_pub = g_build_filename(other_keys, "999-v1.pub", NULL);
     g_autofree char *err = NULL;
     g_autofree char *bad_out = g_build_filename(f->dir, "bad.json", NULL);
-    g_assert_cmpint(run_tool(NULL, &err, "beacon", "trace", "--store", store, "--keys", list,
-                             "--key", other_pub, "--out", bad_out, NULL),
+    g_assert_cmpint(test_prox_tool(NULL, &err, "beacon", "trace", "--store", store, "--keys", list,
+                                   "--key", other_pub, "--out", bad_out, NULL),
                     ==, 1);
     g_assert_nonnull(strstr(err, "f0.zip"));
     g_assert_false(g_file_test(bad_out, G_FILE_TEST_EXISTS));
@@ -891,7 +844,9 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_assert_cmpint(sodium_init(), >=, 0);
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(path, fn)                                                                              \
+    g_test_add(path, Fixture, NULL, test_authority_fixture_setup, fn,                              \
+               test_authority_fixture_teardown)
     ADD("/authority/venues/register", test_venue_register);
     ADD("/authority/venues/refusals", test_venue_refusals);
     ADD("/authority/venues/forged", test_venue_forged);
