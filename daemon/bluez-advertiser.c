@@ -47,8 +47,6 @@ struct _BluezAdvertiser {
     GVariant *service_data;   /* the current identifier, a{sv}, not yet on the skeleton while
                                * a refresh waits for discovery to stop */
     gboolean refresh_pending; /* a re-registration for new data is under way */
-    gboolean register_sent;   /* PENDING: RegisterAdvertisement is out, bluetoothd may be
-                               * reading the object */
     gint64 rotation_ends;     /* unix seconds */
     guint rotation_id;
 
@@ -99,16 +97,21 @@ static void on_rotation_timer(gpointer user_data)
     rotate(self);
 }
 
-/* Puts self->service_data on the skeleton (PropertiesChanged goes out now, not from an idle).
- * Not while a registration is unanswered: bluetoothd may have read the object and put it on
- * the air already, and would take the change as an in-place refresh (the new identifier from
- * the old address on legacy controllers); on_register_reply re-registers with it instead. */
-static void apply_service_data(BluezAdvertiser *self)
+/* Puts self->service_data on the skeleton (PropertiesChanged goes out now, not from an idle). */
+static void publish_service_data(BluezAdvertiser *self)
 {
-    if (self->reg == REG_PENDING && self->register_sent)
-        return;
     bluez_le_advertisement1_set_service_data(self->skeleton, self->service_data);
     g_dbus_interface_skeleton_flush(G_DBUS_INTERFACE_SKELETON(self->skeleton));
+}
+
+/* The same, but not while a registration is under way: bluetoothd may have read the object
+ * and put it on the air already, and would take the change as an in-place refresh (the new
+ * identifier from the old address on legacy controllers); on_register_reply re-registers
+ * with it instead, and a registration not sent yet publishes the newest data itself. */
+static void apply_service_data(BluezAdvertiser *self)
+{
+    if (self->reg != REG_PENDING)
+        publish_service_data(self);
 }
 
 /* Whether bluetoothd has (or is reading) other data than the newest identifier's. */
@@ -239,7 +242,6 @@ static void on_register_reply(GObject *source, GAsyncResult *result, gpointer us
         call_data_free(data);
         return;
     }
-    self->register_sent = FALSE;
     if (!ok) {
         g_autofree char *remote = g_dbus_error_get_remote_error(error);
         if (g_strcmp0(remote, "org.bluez.Error.AlreadyExists") == 0) {
@@ -289,8 +291,7 @@ static void on_quiet_for_register(gpointer user_data)
         update(self);
         return;
     }
-    apply_service_data(self);
-    self->register_sent = TRUE;
+    publish_service_data(self);
     /* Asynchronous: bluetoothd calls back into this process (Properties.GetAll on the
      * advertisement) before it replies. */
     bluez_le_advertising_manager1_call_register_advertisement(
@@ -304,7 +305,6 @@ static void on_quiet_for_register(gpointer user_data)
 static void do_register(BluezAdvertiser *self, BluezLeAdvertisingManager1 *manager)
 {
     self->reg = REG_PENDING;
-    self->register_sent = FALSE;
     g_set_object(&self->reg_manager, manager);
     bluez_scanner_hold(self->scanner, on_quiet_for_register, call_data_new(self, manager));
 }
